@@ -1,0 +1,361 @@
+//! Jaeger's query API, in the JSON shapes Grafana's Jaeger data source and
+//! jaeger-ui read (see API.md): an envelope `{data, total, limit, offset,
+//! errors}`, times in microseconds, attributes as typed tags.
+//!
+//! Spans map the way Jaeger maps OTLP: the parent becomes a `CHILD_OF`
+//! reference, links `FOLLOWS_FROM`, events logs, kind and status tags.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::error::{parse_trace_id, ApiError};
+use super::ApiState;
+use crate::model::{AttrValue, KeyValue, Resource, Span, SpanKind, StatusCode, Trace, TraceId};
+
+#[derive(Serialize)]
+struct Envelope<T: Serialize> {
+    data: T,
+    total: usize,
+    limit: usize,
+    offset: usize,
+    errors: Option<Vec<EnvelopeError>>,
+}
+
+#[derive(Serialize)]
+struct EnvelopeError {
+    code: u16,
+    msg: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JaegerTrace {
+    #[serde(rename = "traceID")]
+    trace_id: String,
+    spans: Vec<JaegerSpan>,
+    processes: serde_json::Map<String, Value>,
+    warnings: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JaegerSpan {
+    #[serde(rename = "traceID")]
+    trace_id: String,
+    #[serde(rename = "spanID")]
+    span_id: String,
+    operation_name: String,
+    references: Vec<Reference>,
+    start_time: u64,
+    duration: u64,
+    tags: Vec<Tag>,
+    logs: Vec<Log>,
+    #[serde(rename = "processID")]
+    process_id: String,
+    warnings: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Reference {
+    ref_type: &'static str,
+    #[serde(rename = "traceID")]
+    trace_id: String,
+    #[serde(rename = "spanID")]
+    span_id: String,
+}
+
+#[derive(Serialize)]
+struct Tag {
+    key: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    value: Value,
+}
+
+#[derive(Serialize)]
+struct Log {
+    timestamp: u64,
+    fields: Vec<Tag>,
+}
+
+/// `GET /api/traces/{traceID}`
+pub async fn get_trace(
+    State(state): State<Arc<ApiState>>,
+    Path(trace_id): Path<String>,
+) -> Response {
+    let result = async {
+        let id = parse_jaeger_trace_id(&trace_id)?;
+        state
+            .trace(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("trace not found".into()))
+    }
+    .await;
+    match result {
+        Ok(trace) => Json(Envelope {
+            data: vec![to_jaeger(&trace)],
+            total: 1,
+            limit: 0,
+            offset: 0,
+            errors: None,
+        })
+        .into_response(),
+        Err(error) => error_envelope(error),
+    }
+}
+
+fn error_envelope(error: ApiError) -> Response {
+    let status = error.status();
+    let body = Envelope::<Option<()>> {
+        data: None,
+        total: 0,
+        limit: 0,
+        offset: 0,
+        errors: Some(vec![EnvelopeError {
+            code: status.as_u16(),
+            msg: error.to_string(),
+        }]),
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Jaeger ids may come without leading zeros (64-bit ids); pad them back.
+fn parse_jaeger_trace_id(text: &str) -> Result<TraceId, ApiError> {
+    if text.len() < 32 && !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return parse_trace_id(&format!("{text:0>32}"));
+    }
+    parse_trace_id(text)
+}
+
+pub fn to_jaeger(trace: &Trace) -> JaegerTrace {
+    let trace_id = trace.trace_id.to_string();
+    let mut processes: Vec<&Arc<Resource>> = Vec::new();
+    let mut spans = Vec::with_capacity(trace.spans.len());
+    for span in &trace.spans {
+        let position = processes
+            .iter()
+            .position(|p| Arc::ptr_eq(p, &span.resource) || ***p == *span.resource)
+            .unwrap_or_else(|| {
+                processes.push(&span.resource);
+                processes.len() - 1
+            });
+        spans.push(to_jaeger_span(span, &trace_id, format!("p{}", position + 1)));
+    }
+    let processes = processes
+        .iter()
+        .enumerate()
+        .map(|(i, resource)| {
+            let process = serde_json::json!({
+                "serviceName": resource.service,
+                "tags": tags(&resource.attributes),
+            });
+            (format!("p{}", i + 1), process)
+        })
+        .collect();
+    JaegerTrace {
+        trace_id,
+        spans,
+        processes,
+        warnings: None,
+    }
+}
+
+fn to_jaeger_span(span: &Span, trace_id: &str, process_id: String) -> JaegerSpan {
+    let mut references = Vec::new();
+    if let Some(parent) = span.parent_span_id {
+        references.push(Reference {
+            ref_type: "CHILD_OF",
+            trace_id: trace_id.to_string(),
+            span_id: parent.to_string(),
+        });
+    }
+    references.extend(span.links.iter().map(|link| Reference {
+        ref_type: "FOLLOWS_FROM",
+        trace_id: link.trace_id.to_string(),
+        span_id: link.span_id.to_string(),
+    }));
+
+    let mut span_tags = tags(&span.attributes);
+    let mut push = |key: &str, kind: &'static str, value: Value| {
+        span_tags.push(Tag {
+            key: key.to_string(),
+            kind,
+            value,
+        })
+    };
+    if span.kind != SpanKind::Unspecified {
+        push("span.kind", "string", span.kind.as_str().into());
+    }
+    match span.status.code {
+        StatusCode::Unset => {}
+        StatusCode::Ok => push("otel.status_code", "string", "OK".into()),
+        StatusCode::Error => {
+            push("otel.status_code", "string", "ERROR".into());
+            push("error", "bool", true.into());
+        }
+    }
+    if !span.status.message.is_empty() {
+        push(
+            "otel.status_description",
+            "string",
+            span.status.message.clone().into(),
+        );
+    }
+    if !span.scope.name.is_empty() {
+        push("otel.scope.name", "string", span.scope.name.clone().into());
+    }
+    if !span.scope.version.is_empty() {
+        push(
+            "otel.scope.version",
+            "string",
+            span.scope.version.clone().into(),
+        );
+    }
+    if !span.trace_state.is_empty() {
+        push("w3c.tracestate", "string", span.trace_state.clone().into());
+    }
+
+    let logs = span
+        .events
+        .iter()
+        .map(|event| {
+            let mut fields = vec![Tag {
+                key: "event".into(),
+                kind: "string",
+                value: event.name.clone().into(),
+            }];
+            fields.extend(tags(&event.attributes));
+            Log {
+                timestamp: event.time_ns / 1_000,
+                fields,
+            }
+        })
+        .collect();
+
+    JaegerSpan {
+        trace_id: trace_id.to_string(),
+        span_id: span.span_id.to_string(),
+        operation_name: span.name.clone(),
+        references,
+        start_time: span.start_ns / 1_000,
+        duration: span.duration_ns() / 1_000,
+        tags: span_tags,
+        logs,
+        process_id,
+        warnings: None,
+    }
+}
+
+fn tags(attributes: &[KeyValue]) -> Vec<Tag> {
+    attributes.iter().map(tag).collect()
+}
+
+/// One attribute as a Jaeger tag; arrays and maps become their JSON text, as
+/// Jaeger's own OTLP translator does.
+fn tag(kv: &KeyValue) -> Tag {
+    let (kind, value) = match &kv.value {
+        AttrValue::String(s) => ("string", Value::String(s.clone())),
+        AttrValue::Bool(b) => ("bool", Value::Bool(*b)),
+        AttrValue::Int(i) => ("int64", Value::from(*i)),
+        AttrValue::Double(_) => ("float64", kv.value.to_json()),
+        AttrValue::Bytes(b) => (
+            "binary",
+            Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        ),
+        AttrValue::Empty | AttrValue::Array(_) | AttrValue::Map(_) => {
+            ("string", Value::String(kv.value.to_string_form()))
+        }
+    };
+    Tag {
+        key: kv.key.clone(),
+        kind,
+        value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Event, SpanId, Status};
+
+    #[test]
+    fn span_maps_to_the_jaeger_shape() {
+        let resource = Arc::new(Resource {
+            service: "order-service".into(),
+            attributes: vec![KeyValue::new("host.name", AttrValue::String("h1".into()))],
+        });
+        let span = Span {
+            trace_id: TraceId([0xab; 16]),
+            span_id: SpanId([2; 8]),
+            parent_span_id: Some(SpanId([1; 8])),
+            name: "SELECT".into(),
+            kind: SpanKind::Client,
+            start_ns: 5_000_000,
+            end_ns: 7_500_000,
+            status: Status {
+                code: StatusCode::Error,
+                message: "timeout".into(),
+            },
+            attributes: vec![
+                KeyValue::new("http.response.status_code", AttrValue::Int(503)),
+                KeyValue::new("ratio", AttrValue::Double(0.5)),
+            ],
+            events: vec![Event {
+                time_ns: 6_000_000,
+                name: "retry".into(),
+                attributes: vec![KeyValue::new("attempt", AttrValue::Int(2))],
+                dropped_attributes: 0,
+            }],
+            resource,
+            ..Span::default()
+        };
+        let trace = Trace {
+            trace_id: span.trace_id,
+            spans: vec![span],
+            last_received_us: 0,
+        };
+        let json = serde_json::to_value(to_jaeger(&trace)).unwrap();
+        let s = &json["spans"][0];
+        assert_eq!(json["traceID"], "abababababababababababababababab");
+        assert_eq!(s["spanID"], "0202020202020202");
+        assert_eq!(s["operationName"], "SELECT");
+        assert_eq!(s["startTime"], 5_000);
+        assert_eq!(s["duration"], 2_500);
+        assert_eq!(s["processID"], "p1");
+        assert_eq!(s["references"][0]["refType"], "CHILD_OF");
+        assert_eq!(s["references"][0]["spanID"], "0101010101010101");
+        assert_eq!(
+            s["tags"][0],
+            serde_json::json!({"key": "http.response.status_code", "type": "int64", "value": 503})
+        );
+        assert_eq!(s["tags"][1]["type"], "float64");
+        let tag_keys: Vec<&str> = s["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["key"].as_str().unwrap())
+            .collect();
+        assert!(tag_keys.contains(&"span.kind"));
+        assert!(tag_keys.contains(&"error"));
+        assert_eq!(s["logs"][0]["timestamp"], 6_000);
+        assert_eq!(s["logs"][0]["fields"][0]["value"], "retry");
+        assert_eq!(json["processes"]["p1"]["serviceName"], "order-service");
+        assert_eq!(json["processes"]["p1"]["tags"][0]["key"], "host.name");
+    }
+
+    #[test]
+    fn short_jaeger_ids_are_left_padded() {
+        assert_eq!(
+            parse_jaeger_trace_id("abc").unwrap().to_string(),
+            "00000000000000000000000000000abc"
+        );
+        assert!(parse_jaeger_trace_id("xyz").is_err());
+    }
+}

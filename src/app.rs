@@ -1,0 +1,221 @@
+//! Wires the pipeline: opens storage, builds ingest, binds every listener,
+//! and shuts everything down on one token, flushing storage last.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::config::{AckMode, Config, ConfigError};
+use crate::ingest::Ingest;
+use crate::receivers::otlp::{self, OtlpReceiver};
+use crate::storage::rocks::{RocksOptions, RocksStore};
+use crate::storage::{StorageError, TraceStore};
+use crate::telemetry::Telemetry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("opening storage in {path}: {source}")]
+    Storage {
+        path: std::path::PathBuf,
+        source: StorageError,
+    },
+    #[error("flushing storage at shutdown: {0}")]
+    Flush(StorageError),
+    #[error("binding the {listener} listener to {addr}: {source}")]
+    Bind {
+        listener: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the {listener} server failed: {message}")]
+    Server {
+        listener: &'static str,
+        message: String,
+    },
+}
+
+/// A started server: its bound addresses and the handle to wait for it.
+pub struct Running {
+    pub otlp_grpc_addr: SocketAddr,
+    pub otlp_http_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    shutdown: CancellationToken,
+    servers: JoinSet<Result<(), AppError>>,
+    store: Arc<RocksStore>,
+}
+
+/// Starts tracemap and runs it until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppError> {
+    start(config, shutdown).await?.wait().await
+}
+
+/// Opens storage and binds every listener; returns once they accept connections.
+pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, AppError> {
+    config.validate()?;
+    let telemetry = Arc::new(Telemetry::new());
+    let rocks_options = RocksOptions {
+        sync_writes: config.storage.ack_mode == AckMode::Fsync,
+        block_cache_bytes: config.storage.block_cache_mb << 20,
+    };
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || RocksStore::open(&data_dir, &rocks_options))
+        .await
+        .map_err(|e| AppError::Server {
+            listener: "storage",
+            message: e.to_string(),
+        })?
+        .map_err(|source| AppError::Storage {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+    let store = Arc::new(store);
+    let trace_store: Arc<dyn TraceStore> = store.clone();
+
+    let ingest = Arc::new(Ingest::new(
+        trace_store.clone(),
+        config.limits.max_inflight_bytes,
+        telemetry.clone(),
+    ));
+    let receiver = Arc::new(OtlpReceiver {
+        ingest,
+        telemetry: telemetry.clone(),
+        max_message_bytes: config.limits.max_message_bytes,
+    });
+    let ready = Arc::new(AtomicBool::new(false));
+    let api_state = Arc::new(ApiState {
+        store: trace_store,
+        telemetry: telemetry.clone(),
+        trace_idle: config.assembly.trace_idle,
+        correlation_keys: config.index.correlation_keys.clone(),
+        ready: ready.clone(),
+    });
+
+    let grpc_listener = bind("otlp-grpc", config.bind, config.otlp_grpc_port).await?;
+    let otlp_http_listener = bind("otlp-http", config.bind, config.otlp_http_port).await?;
+    let http_listener = bind("http", config.bind, config.http_port).await?;
+    let otlp_grpc_addr = local_addr(&grpc_listener);
+    let otlp_http_addr = local_addr(&otlp_http_listener);
+    let http_addr = local_addr(&http_listener);
+
+    let mut servers = JoinSet::new();
+    {
+        let token = shutdown.clone();
+        let service = otlp::grpc::TraceExportService::new(receiver.clone());
+        servers.spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+                    token.cancelled_owned(),
+                )
+                .await
+                .map_err(|e| AppError::Server {
+                    listener: "otlp-grpc",
+                    message: e.to_string(),
+                })
+        });
+    }
+    spawn_axum(
+        &mut servers,
+        "otlp-http",
+        otlp_http_listener,
+        otlp::http::router(receiver),
+        shutdown.clone(),
+    );
+    spawn_axum(
+        &mut servers,
+        "http",
+        http_listener,
+        api::router(api_state),
+        shutdown.clone(),
+    );
+    ready.store(true, Ordering::Release);
+    tracing::info!(
+        %otlp_grpc_addr, %otlp_http_addr, %http_addr,
+        data_dir = %config.data_dir.display(),
+        "tracemap is ready"
+    );
+    Ok(Running {
+        otlp_grpc_addr,
+        otlp_http_addr,
+        http_addr,
+        shutdown,
+        servers,
+        store,
+    })
+}
+
+impl Running {
+    /// Cancels every listener; `wait` then drains and flushes.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until every server has stopped (after the shutdown token fires, or
+    /// one fails), lets in-flight requests finish, then flushes storage.
+    pub async fn wait(mut self) -> Result<(), AppError> {
+        let mut first_error = None;
+        while let Some(result) = self.servers.join_next().await {
+            let outcome = result.unwrap_or_else(|e| {
+                Err(AppError::Server {
+                    listener: "task",
+                    message: e.to_string(),
+                })
+            });
+            if let Err(error) = outcome {
+                tracing::error!(%error, "a server stopped; shutting down");
+                self.shutdown.cancel();
+                first_error.get_or_insert(error);
+            }
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(|e| AppError::Server {
+                listener: "storage",
+                message: e.to_string(),
+            })?
+            .map_err(AppError::Flush)?;
+        tracing::info!("storage flushed; tracemap stopped");
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+async fn bind(listener: &'static str, ip: std::net::IpAddr, port: u16) -> Result<TcpListener, AppError> {
+    let addr = SocketAddr::new(ip, port);
+    TcpListener::bind(addr).await.map_err(|source| AppError::Bind {
+        listener,
+        addr,
+        source,
+    })
+}
+
+fn local_addr(listener: &TcpListener) -> SocketAddr {
+    // A bound TCP listener always has a local address.
+    listener.local_addr().expect("bound listener address")
+}
+
+fn spawn_axum(
+    servers: &mut JoinSet<Result<(), AppError>>,
+    listener_name: &'static str,
+    listener: TcpListener,
+    router: axum::Router,
+    token: CancellationToken,
+) {
+    servers.spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+            .map_err(|e| AppError::Server {
+                listener: listener_name,
+                message: e.to_string(),
+            })
+    });
+}

@@ -1,0 +1,16 @@
+//! The data model at the bottom of the pipeline: ids, spans and traces.
+//!
+//! Every receiver converts its wire format to these types at the edge; nothing
+//! after a receiver sees protobuf or X-Ray JSON.
+
+mod ids;
+pub mod semconv;
+mod span;
+mod trace;
+
+pub use ids::{IdError, SpanId, TraceId};
+pub use span::{
+    find_attr, AttrValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind, Status,
+    StatusCode,
+};
+pub use trace::{Trace, TraceChunk, TraceSummary};

@@ -1,0 +1,170 @@
+//! Groups of spans that share a trace id.
+
+use super::{Span, TraceId};
+
+/// The spans of one trace that arrived in one request: the unit ingest writes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TraceChunk {
+    pub trace_id: TraceId,
+    pub spans: Vec<Span>,
+}
+
+/// Every span stored for one trace so far, each span once, in start order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Trace {
+    pub trace_id: TraceId,
+    pub spans: Vec<Span>,
+    /// When the newest span of this trace was received (µs since the epoch).
+    pub last_received_us: u64,
+}
+
+impl Trace {
+    /// Start of the earliest span (ns), 0 for an empty trace.
+    pub fn start_ns(&self) -> u64 {
+        self.spans.iter().map(|s| s.start_ns).min().unwrap_or(0)
+    }
+
+    /// End of the latest span (ns), 0 for an empty trace.
+    pub fn end_ns(&self) -> u64 {
+        self.spans.iter().map(|s| s.end_ns).max().unwrap_or(0)
+    }
+
+    /// The root span: the earliest span without a parent, else the earliest span
+    /// whose parent is not in the trace (the trace is still incomplete).
+    pub fn root(&self) -> Option<&Span> {
+        let without_parent = self
+            .spans
+            .iter()
+            .filter(|s| s.parent_span_id.is_none())
+            .min_by_key(|s| s.start_ns);
+        without_parent.or_else(|| {
+            self.spans
+                .iter()
+                .filter(|s| {
+                    let parent = s.parent_span_id;
+                    !self.spans.iter().any(|p| Some(p.span_id) == parent)
+                })
+                .min_by_key(|s| s.start_ns)
+        })
+    }
+}
+
+/// What a trace list shows about a trace, computed from its spans.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TraceSummary {
+    pub trace_id: TraceId,
+    pub root_service: String,
+    pub root_operation: String,
+    pub start_ns: u64,
+    pub duration_ns: u64,
+    pub span_count: usize,
+    pub error_count: usize,
+    /// Distinct services, sorted.
+    pub services: Vec<String>,
+    /// Distinct values of the correlation-id attributes, sorted.
+    pub correlation_ids: Vec<String>,
+    /// False while the trace may still receive spans.
+    pub complete: bool,
+}
+
+impl TraceSummary {
+    /// Summarises `trace`; `correlation_keys` are the attribute keys whose
+    /// values are correlation ids.
+    pub fn of(trace: &Trace, correlation_keys: &[String], complete: bool) -> Self {
+        let root = trace.root();
+        let start_ns = trace.start_ns();
+        let mut services: Vec<String> = trace.spans.iter().map(|s| s.service().to_string()).collect();
+        services.sort();
+        services.dedup();
+        let mut correlation_ids: Vec<String> = trace
+            .spans
+            .iter()
+            .flat_map(|span| {
+                span.attributes
+                    .iter()
+                    .filter(|kv| correlation_keys.iter().any(|k| *k == kv.key))
+                    .map(|kv| kv.value.to_string_form())
+            })
+            .filter(|id| !id.is_empty())
+            .collect();
+        correlation_ids.sort();
+        correlation_ids.dedup();
+        Self {
+            trace_id: trace.trace_id,
+            root_service: root.map(|s| s.service().to_string()).unwrap_or_default(),
+            root_operation: root.map(|s| s.name.clone()).unwrap_or_default(),
+            start_ns,
+            duration_ns: trace.end_ns().saturating_sub(start_ns),
+            span_count: trace.spans.len(),
+            error_count: trace
+                .spans
+                .iter()
+                .filter(|s| s.status.code == super::StatusCode::Error)
+                .count(),
+            services,
+            correlation_ids,
+            complete,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{AttrValue, KeyValue, Resource, SpanId, Status, StatusCode};
+
+    fn span(id: u8, parent: Option<u8>, service: &str, start: u64, end: u64) -> Span {
+        Span {
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId([id; 8]),
+            parent_span_id: parent.map(|p| SpanId([p; 8])),
+            name: format!("op{id}"),
+            start_ns: start,
+            end_ns: end,
+            resource: Arc::new(Resource {
+                service: service.into(),
+                attributes: vec![],
+            }),
+            ..Span::default()
+        }
+    }
+
+    #[test]
+    fn summary_of_a_small_trace() {
+        let mut child = span(2, Some(1), "order", 20, 80);
+        child.status = Status {
+            code: StatusCode::Error,
+            message: "boom".into(),
+        };
+        child.attributes = vec![KeyValue::new(
+            "correlation_id",
+            AttrValue::String("req_abc123".into()),
+        )];
+        let trace = Trace {
+            trace_id: TraceId([1; 16]),
+            spans: vec![span(1, None, "gateway", 10, 100), child],
+            last_received_us: 0,
+        };
+        let summary = TraceSummary::of(&trace, &["correlation_id".to_string()], true);
+        assert_eq!(summary.root_service, "gateway");
+        assert_eq!(summary.root_operation, "op1");
+        assert_eq!(summary.start_ns, 10);
+        assert_eq!(summary.duration_ns, 90);
+        assert_eq!(summary.span_count, 2);
+        assert_eq!(summary.error_count, 1);
+        assert_eq!(summary.services, vec!["gateway", "order"]);
+        assert_eq!(summary.correlation_ids, vec!["req_abc123"]);
+    }
+
+    #[test]
+    fn root_of_an_incomplete_trace_is_its_earliest_orphan() {
+        let trace = Trace {
+            trace_id: TraceId([1; 16]),
+            spans: vec![span(3, Some(9), "b", 50, 60), span(2, Some(8), "a", 10, 20)],
+            last_received_us: 0,
+        };
+        assert_eq!(trace.root().unwrap().span_id, SpanId([2; 8]));
+    }
+}

@@ -1,0 +1,255 @@
+//! OTLP/HTTP transport: `POST /v1/traces` with protobuf or JSON, optionally gzip.
+//!
+//! The body is read up to the size limit, decompressed up to the same limit (a
+//! small gzip body that inflates past it is refused with 413 without ever being
+//! held whole), decoded, and answered in the request's own content type. Error
+//! bodies are `google.rpc.Status`, as the OTLP specification asks.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use flate2::read::GzDecoder;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+use super::{ExportError, OtlpReceiver, HTTP, RETRY_AFTER};
+
+const PROTOBUF: &str = "application/x-protobuf";
+const JSON: &str = "application/json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Protobuf,
+    Json,
+}
+
+pub fn router(receiver: Arc<OtlpReceiver>) -> Router {
+    Router::new()
+        .route("/v1/traces", post(export))
+        // The limit is enforced below, before and after decompression.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(receiver)
+}
+
+async fn export(
+    State(receiver): State<Arc<OtlpReceiver>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    // Until the content type is known, errors are answered as JSON.
+    let format = match request_format(&headers) {
+        Ok(format) => format,
+        Err(error) => return refuse(&receiver, Format::Json, error),
+    };
+    match decode(&receiver, &headers, format, body).await {
+        Ok((request, _reservation)) => match receiver.export(HTTP, request).await {
+            Ok(response) => success(format, response),
+            Err(error) => error_response(format, &error),
+        },
+        Err(error) => refuse(&receiver, format, error),
+    }
+}
+
+fn request_format(headers: &HeaderMap) -> Result<Format, ExportError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match media_type.as_str() {
+        PROTOBUF => Ok(Format::Protobuf),
+        JSON => Ok(Format::Json),
+        _ => Err(ExportError::UnsupportedMediaType(content_type.to_string())),
+    }
+}
+
+async fn decode(
+    receiver: &OtlpReceiver,
+    headers: &HeaderMap,
+    format: Format,
+    body: Body,
+) -> Result<(ExportTraceServiceRequest, Vec<crate::ingest::Reservation>), ExportError> {
+    let limit = receiver.max_message_bytes;
+    let gzip = match headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+    {
+        None => false,
+        Some(encoding) if encoding.is_empty() || encoding == "identity" => false,
+        Some(encoding) if encoding == "gzip" => true,
+        Some(other) => return Err(ExportError::UnsupportedEncoding(other)),
+    };
+    let raw = read_limited(body, limit).await?;
+    let mut reservations = vec![receiver.ingest.reserve(raw.len())?];
+    let bytes = if gzip {
+        let inflated = gunzip_limited(&raw, limit)?;
+        reservations.push(receiver.ingest.reserve(inflated.len())?);
+        Bytes::from(inflated)
+    } else {
+        raw
+    };
+    let request = match format {
+        Format::Protobuf => ExportTraceServiceRequest::decode(bytes)
+            .map_err(|e| ExportError::Malformed(format!("protobuf: {e}")))?,
+        Format::Json => serde_json::from_slice(&bytes)
+            .map_err(|e| ExportError::Malformed(format!("JSON: {e}")))?,
+    };
+    Ok((request, reservations))
+}
+
+/// Reads the body, refusing as soon as it passes `limit` bytes.
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ExportError> {
+    use http_body_util::{BodyExt, LengthLimitError, Limited};
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ExportError::TooLarge { limit })
+        }
+        Err(error) => Err(ExportError::Malformed(format!("reading the body: {error}"))),
+    }
+}
+
+/// Inflates gzip, stopping one byte past `limit` so a bomb costs at most `limit`.
+fn gunzip_limited(compressed: &[u8], limit: usize) -> Result<Vec<u8>, ExportError> {
+    let mut out = Vec::with_capacity((compressed.len() * 4).min(limit));
+    GzDecoder::new(compressed)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ExportError::Malformed(format!("gzip: {e}")))?;
+    if out.len() > limit {
+        return Err(ExportError::TooLarge { limit });
+    }
+    Ok(out)
+}
+
+fn success(format: Format, response: ExportTraceServiceResponse) -> Response {
+    match format {
+        Format::Protobuf => (
+            [(header::CONTENT_TYPE, PROTOBUF)],
+            response.encode_to_vec(),
+        )
+            .into_response(),
+        Format::Json => {
+            // int64 is a decimal string in OTLP/JSON.
+            let body = match response.partial_success {
+                Some(partial) => serde_json::json!({"partialSuccess": {
+                    "rejectedSpans": partial.rejected_spans.to_string(),
+                    "errorMessage": partial.error_message,
+                }}),
+                None => serde_json::json!({}),
+            };
+            ([(header::CONTENT_TYPE, JSON)], body.to_string()).into_response()
+        }
+    }
+}
+
+fn refuse(receiver: &OtlpReceiver, format: Format, error: ExportError) -> Response {
+    receiver.refused(HTTP, &error);
+    error_response(format, &error)
+}
+
+fn error_response(format: Format, error: &ExportError) -> Response {
+    let grpc_code = error.grpc_status().code() as i32;
+    let message = error.to_string();
+    let mut response = match format {
+        Format::Protobuf => {
+            let status = tonic_types::Status {
+                code: grpc_code,
+                message,
+                details: vec![],
+            };
+            ([(header::CONTENT_TYPE, PROTOBUF)], status.encode_to_vec()).into_response()
+        }
+        Format::Json => (
+            [(header::CONTENT_TYPE, JSON)],
+            serde_json::json!({"code": grpc_code, "message": message}).to_string(),
+        )
+            .into_response(),
+    };
+    *response.status_mut() = error.http_status();
+    if error.retryable() {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(RETRY_AFTER.as_secs()),
+        );
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn gunzip_within_the_limit() {
+        assert_eq!(gunzip_limited(&gzip(b"hello"), 5).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn gunzip_past_the_limit_is_too_large() {
+        assert!(matches!(
+            gunzip_limited(&gzip(&[0u8; 10_000]), 9_999),
+            Err(ExportError::TooLarge { limit: 9_999 })
+        ));
+    }
+
+    #[test]
+    fn broken_gzip_is_malformed() {
+        assert!(matches!(
+            gunzip_limited(b"not gzip at all", 100),
+            Err(ExportError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn media_types_with_parameters_are_understood() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        assert_eq!(request_format(&headers).unwrap(), Format::Json);
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert!(matches!(
+            request_format(&headers),
+            Err(ExportError::UnsupportedMediaType(_))
+        ));
+    }
+
+    #[test]
+    fn status_code_of_each_error() {
+        assert_eq!(
+            ExportError::Malformed("x".into()).http_status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ExportError::TooLarge { limit: 1 }.http_status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            ExportError::UnsupportedMediaType("x".into()).http_status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+    }
+}

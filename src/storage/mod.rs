@@ -1,0 +1,79 @@
+//! Durable span storage behind traits that never name the engine.
+//!
+//! `TraceStore` is the contract ingest and the query API rely on. `rocks` is the
+//! production implementation (embedded RocksDB); `memory` exists for unit tests.
+//! Both pass the same conformance suite (`conformance`).
+
+pub mod codec;
+pub mod keys;
+pub mod memory;
+pub mod rocks;
+
+#[cfg(test)]
+mod conformance;
+
+use std::collections::HashMap;
+
+use crate::model::{Span, Trace, TraceChunk, TraceId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage engine: {0}")]
+    Engine(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("storage format version {found} is not supported (this build reads {supported})")]
+    FormatVersion { found: u32, supported: u32 },
+}
+
+/// Where spans are kept.
+pub trait TraceStore: Send + Sync + 'static {
+    /// Writes the chunks of one request in one atomic batch.
+    ///
+    /// Durable when `Ok`: the batch is in the write-ahead log and survives a
+    /// process kill (and a power loss when the store syncs on write).
+    /// Idempotent for readers: writing the same spans again does not make
+    /// `trace` return them twice.
+    fn append(&self, received_at_us: u64, chunks: &[TraceChunk]) -> Result<(), StorageError>;
+
+    /// Every span stored for the trace so far, each span id once (the copy
+    /// received last wins), sorted by start time; `None` when nothing is stored.
+    fn trace(&self, trace_id: TraceId) -> Result<Option<Trace>, StorageError>;
+
+    /// Makes everything acknowledged so far durable against power loss and
+    /// persists in-memory state; called at shutdown.
+    fn flush(&self) -> Result<(), StorageError>;
+}
+
+/// Builds a trace from its chunks given in the order they were received.
+pub(crate) fn merge_chunks(
+    trace_id: TraceId,
+    chunks: impl IntoIterator<Item = (u64, Vec<Span>)>,
+) -> Option<Trace> {
+    let mut spans: Vec<Span> = Vec::new();
+    let mut position = HashMap::new();
+    let mut last_received_us = 0;
+    let mut any = false;
+    for (received_at_us, chunk) in chunks {
+        any = true;
+        last_received_us = last_received_us.max(received_at_us);
+        for span in chunk {
+            match position.get(&span.span_id) {
+                Some(&at) => spans[at] = span,
+                None => {
+                    position.insert(span.span_id, spans.len());
+                    spans.push(span);
+                }
+            }
+        }
+    }
+    if !any {
+        return None;
+    }
+    spans.sort_by_key(|s| (s.start_ns, s.span_id));
+    Some(Trace {
+        trace_id,
+        spans,
+        last_received_us,
+    })
+}

@@ -1,0 +1,242 @@
+//! The embedded RocksDB `TraceStore`.
+//!
+//! One write batch per request, committed to the write-ahead log before `append`
+//! returns (and fsynced too when `sync_writes` is set). Spans of a trace share
+//! a 16-byte key prefix; a prefix bloom filter keeps single-trace reads to a
+//! seek or two.
+
+use std::path::{Path, PathBuf};
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
+    Options, SliceTransform, WriteBatch, WriteOptions, DB,
+};
+
+use super::codec::{decode_chunk, encode_chunk};
+use super::keys::{
+    chunk_id, decode_span_key, encode_span_key, span_key_prefix, SpanKey, CF_META, CF_SPANS,
+    META_FORMAT_VERSION,
+};
+use super::{merge_chunks, StorageError, TraceStore};
+use crate::model::{Trace, TraceChunk, TraceId};
+
+/// The on-disk format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Engine settings, from `[storage]` in the config file.
+#[derive(Debug, Clone)]
+pub struct RocksOptions {
+    /// fsync the write-ahead log before acknowledging (power-loss durability).
+    pub sync_writes: bool,
+    /// Shared block cache for reads, in bytes.
+    pub block_cache_bytes: usize,
+}
+
+impl Default for RocksOptions {
+    fn default() -> Self {
+        Self {
+            sync_writes: false,
+            block_cache_bytes: 64 << 20,
+        }
+    }
+}
+
+pub struct RocksStore {
+    db: DB,
+    path: PathBuf,
+    sync_writes: bool,
+}
+
+impl From<rocksdb::Error> for StorageError {
+    fn from(error: rocksdb::Error) -> Self {
+        StorageError::Engine(error.into_string())
+    }
+}
+
+impl RocksStore {
+    /// Opens (or creates) the store under `path`, recovering from the WAL.
+    pub fn open(path: &Path, options: &RocksOptions) -> Result<Self, StorageError> {
+        let mut db_options = Options::default();
+        db_options.create_if_missing(true);
+        db_options.create_missing_column_families(true);
+        db_options.set_max_background_jobs(2);
+        db_options.set_keep_log_file_num(5);
+
+        let cache = Cache::new_lru_cache(options.block_cache_bytes);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+        table.set_whole_key_filtering(false);
+
+        let mut spans = Options::default();
+        spans.set_compression_type(DBCompressionType::Lz4);
+        spans.set_bottommost_compression_type(DBCompressionType::Zstd);
+        spans.set_prefix_extractor(SliceTransform::create_fixed_prefix(TraceId::LEN));
+        spans.set_memtable_prefix_bloom_ratio(0.1);
+        spans.set_block_based_table_factory(&table);
+
+        let meta = Options::default();
+        let db = DB::open_cf_descriptors(
+            &db_options,
+            path,
+            vec![
+                ColumnFamilyDescriptor::new(CF_SPANS, spans),
+                ColumnFamilyDescriptor::new(CF_META, meta),
+            ],
+        )?;
+        let store = Self {
+            db,
+            path: path.to_path_buf(),
+            sync_writes: options.sync_writes,
+        };
+        store.check_format_version()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        // Every column family is created at open, so a miss is a programming error.
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| panic!("column family {name} opened"))
+    }
+
+    fn check_format_version(&self) -> Result<(), StorageError> {
+        let meta = self.cf(CF_META);
+        match self.db.get_cf(meta, META_FORMAT_VERSION)? {
+            None => {
+                let mut write = WriteOptions::default();
+                write.set_sync(true);
+                self.db.put_cf_opt(
+                    meta,
+                    META_FORMAT_VERSION,
+                    FORMAT_VERSION.to_be_bytes(),
+                    &write,
+                )?;
+                Ok(())
+            }
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_slice())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StorageError::Corrupt("format_version is not 4 bytes".into()))?;
+                if found == FORMAT_VERSION {
+                    Ok(())
+                } else {
+                    Err(StorageError::FormatVersion {
+                        found,
+                        supported: FORMAT_VERSION,
+                    })
+                }
+            }
+        }
+    }
+}
+
+impl TraceStore for RocksStore {
+    fn append(&self, received_at_us: u64, chunks: &[TraceChunk]) -> Result<(), StorageError> {
+        let spans_cf = self.cf(CF_SPANS);
+        let mut batch = WriteBatch::default();
+        for chunk in chunks {
+            let key = encode_span_key(&SpanKey {
+                trace_id: chunk.trace_id,
+                received_at_us,
+                chunk_id: chunk_id(chunk.spans.iter().map(|s| &s.span_id)),
+            });
+            batch.put_cf(spans_cf, key, encode_chunk(&chunk.spans));
+        }
+        let mut write = WriteOptions::default();
+        write.set_sync(self.sync_writes);
+        self.db.write_opt(batch, &write)?;
+        Ok(())
+    }
+
+    fn trace(&self, trace_id: TraceId) -> Result<Option<Trace>, StorageError> {
+        let prefix = span_key_prefix(&trace_id);
+        let iter = self.db.iterator_cf(
+            self.cf(CF_SPANS),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        let mut chunks = Vec::new();
+        for item in iter {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let key = decode_span_key(&key).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            let spans =
+                decode_chunk(trace_id, &value).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            chunks.push((key.received_at_us, spans));
+        }
+        Ok(merge_chunks(trace_id, chunks))
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        self.db.flush_wal(true)?;
+        self.db.flush_cf(self.cf(CF_SPANS))?;
+        self.db.flush_cf(self.cf(CF_META))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Span, SpanId};
+
+    #[test]
+    fn spans_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let trace_id = TraceId([3; 16]);
+        let span = Span {
+            trace_id,
+            span_id: SpanId([4; 8]),
+            name: "GET /books".into(),
+            ..Span::default()
+        };
+        {
+            let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
+            store
+                .append(
+                    10,
+                    &[TraceChunk {
+                        trace_id,
+                        spans: vec![span.clone()],
+                    }],
+                )
+                .unwrap();
+        }
+        let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
+        let trace = store.trace(trace_id).unwrap().unwrap();
+        assert_eq!(trace.spans, vec![span]);
+        assert_eq!(trace.last_received_us, 10);
+    }
+
+    #[test]
+    fn a_second_process_cannot_open_the_same_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
+        let second = RocksStore::open(dir.path(), &RocksOptions::default());
+        let message = second.err().expect("lock held").to_string();
+        assert!(message.contains("lock"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_format_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
+            store
+                .db
+                .put_cf(store.cf(CF_META), META_FORMAT_VERSION, 99u32.to_be_bytes())
+                .unwrap();
+        }
+        match RocksStore::open(dir.path(), &RocksOptions::default()) {
+            Err(StorageError::FormatVersion { found: 99, .. }) => {}
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("opened a store with an unknown format"),
+        }
+    }
+}

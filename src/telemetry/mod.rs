@@ -1,0 +1,152 @@
+//! tracemap's own counters, exposed on `/metrics` in Prometheus text format.
+//!
+//! Each event that matters to an operator (a span received, a span or a request
+//! rejected and why) has one counter here; names follow
+//! `tracemap_<noun>_<unit>_total` as API.md lists them.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReceiverLabels {
+    receiver: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectLabels {
+    receiver: &'static str,
+    reason: &'static str,
+}
+
+/// The counters of one running server.
+pub struct Telemetry {
+    registry: Registry,
+    spans_received: Family<ReceiverLabels, Counter>,
+    spans_rejected: Family<RejectLabels, Counter>,
+    requests_rejected: Family<RejectLabels, Counter>,
+    inflight_bytes: Gauge,
+    spans_stored: Counter,
+    store_errors: Counter,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let spans_received = Family::<ReceiverLabels, Counter>::default();
+        registry.register(
+            "tracemap_spans_received",
+            "Spans accepted from clients, by receiver",
+            spans_received.clone(),
+        );
+        let spans_rejected = Family::<RejectLabels, Counter>::default();
+        registry.register(
+            "tracemap_spans_rejected",
+            "Spans refused one by one (invalid ids, limits), by receiver and reason",
+            spans_rejected.clone(),
+        );
+        let requests_rejected = Family::<RejectLabels, Counter>::default();
+        registry.register(
+            "tracemap_requests_rejected",
+            "Whole requests refused (malformed, too large, overloaded, wrong media type), by receiver and reason",
+            requests_rejected.clone(),
+        );
+        let inflight_bytes = Gauge::default();
+        registry.register(
+            "tracemap_ingest_inflight_bytes",
+            "Bytes of requests being decoded and written now",
+            inflight_bytes.clone(),
+        );
+        let spans_stored = Counter::default();
+        registry.register(
+            "tracemap_spans_stored",
+            "Spans durably written to storage",
+            spans_stored.clone(),
+        );
+        let store_errors = Counter::default();
+        registry.register(
+            "tracemap_storage_write_errors",
+            "Storage writes that failed (the client was told to retry)",
+            store_errors.clone(),
+        );
+        Self {
+            registry,
+            spans_received,
+            spans_rejected,
+            requests_rejected,
+            inflight_bytes,
+            spans_stored,
+            store_errors,
+        }
+    }
+
+    pub fn spans_received(&self, receiver: &'static str, count: u64) {
+        self.spans_received
+            .get_or_create(&ReceiverLabels { receiver })
+            .inc_by(count);
+    }
+
+    pub fn spans_rejected(&self, receiver: &'static str, reason: &'static str, count: u64) {
+        self.spans_rejected
+            .get_or_create(&RejectLabels { receiver, reason })
+            .inc_by(count);
+    }
+
+    pub fn request_rejected(&self, receiver: &'static str, reason: &'static str) {
+        self.requests_rejected
+            .get_or_create(&RejectLabels { receiver, reason })
+            .inc();
+    }
+
+    pub fn inflight_bytes_changed(&self, delta: i64) {
+        self.inflight_bytes.inc_by(delta);
+    }
+
+    pub fn spans_stored(&self, count: u64) {
+        self.spans_stored.inc_by(count);
+    }
+
+    pub fn store_error(&self) {
+        self.store_errors.inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("encoding metrics into a String");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_appear_with_their_labels() {
+        let telemetry = Telemetry::new();
+        telemetry.spans_received("otlp_grpc", 3);
+        telemetry.spans_rejected("otlp_http", "invalid_trace_id", 2);
+        let text = telemetry.encode();
+        assert!(
+            text.contains("tracemap_spans_received_total{receiver=\"otlp_grpc\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tracemap_spans_rejected_total{receiver=\"otlp_http\",reason=\"invalid_trace_id\"} 2"
+            ),
+            "{text}"
+        );
+    }
+}

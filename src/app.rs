@@ -188,13 +188,19 @@ impl Running {
     }
 }
 
-async fn bind(listener: &'static str, ip: std::net::IpAddr, port: u16) -> Result<TcpListener, AppError> {
+async fn bind(
+    listener: &'static str,
+    ip: std::net::IpAddr,
+    port: u16,
+) -> Result<TcpListener, AppError> {
     let addr = SocketAddr::new(ip, port);
-    TcpListener::bind(addr).await.map_err(|source| AppError::Bind {
-        listener,
-        addr,
-        source,
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind {
+            listener,
+            addr,
+            source,
+        })
 }
 
 fn local_addr(listener: &TcpListener) -> SocketAddr {

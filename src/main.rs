@@ -10,7 +10,11 @@ use tokio_util::sync::CancellationToken;
 use tracemap::config::Config;
 
 #[derive(Parser)]
-#[command(name = "tracemap", version, about = "Distributed trace collector and service-map analyzer")]
+#[command(
+    name = "tracemap",
+    version,
+    about = "Distributed trace collector and service-map analyzer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -141,12 +141,16 @@ pub fn to_jaeger(trace: &Trace) -> JaegerTrace {
     for span in &trace.spans {
         let position = processes
             .iter()
-            .position(|p| Arc::ptr_eq(p, &span.resource) || ***p == *span.resource)
+            .position(|p| Arc::ptr_eq(*p, &span.resource) || ***p == *span.resource)
             .unwrap_or_else(|| {
                 processes.push(&span.resource);
                 processes.len() - 1
             });
-        spans.push(to_jaeger_span(span, &trace_id, format!("p{}", position + 1)));
+        spans.push(to_jaeger_span(
+            span,
+            &trace_id,
+            format!("p{}", position + 1),
+        ));
     }
     let processes = processes
         .iter()

@@ -148,7 +148,9 @@ mod tests {
                 got: 7
             })
         );
-        assert!("zz59e988bd862e3fe1be46a994272793".parse::<TraceId>().is_err());
+        assert!("zz59e988bd862e3fe1be46a994272793"
+            .parse::<TraceId>()
+            .is_err());
         assert!("1-5759e988xbd862e3fe1be46a994272793"
             .parse::<TraceId>()
             .is_err());

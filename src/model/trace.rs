@@ -73,7 +73,11 @@ impl TraceSummary {
     pub fn of(trace: &Trace, correlation_keys: &[String], complete: bool) -> Self {
         let root = trace.root();
         let start_ns = trace.start_ns();
-        let mut services: Vec<String> = trace.spans.iter().map(|s| s.service().to_string()).collect();
+        let mut services: Vec<String> = trace
+            .spans
+            .iter()
+            .map(|s| s.service().to_string())
+            .collect();
         services.sort();
         services.dedup();
         let mut correlation_ids: Vec<String> = trace
@@ -82,7 +86,7 @@ impl TraceSummary {
             .flat_map(|span| {
                 span.attributes
                     .iter()
-                    .filter(|kv| correlation_keys.iter().any(|k| *k == kv.key))
+                    .filter(|kv| correlation_keys.contains(&kv.key))
                     .map(|kv| kv.value.to_string_form())
             })
             .filter(|id| !id.is_empty())

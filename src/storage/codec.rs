@@ -65,7 +65,7 @@ pub fn encode_chunk(spans: &[Span]) -> Vec<u8> {
 fn intern<'a, T: PartialEq>(list: &mut Vec<&'a Arc<T>>, item: &'a Arc<T>) -> u32 {
     let position = list
         .iter()
-        .position(|known| Arc::ptr_eq(known, item))
+        .position(|known| Arc::ptr_eq(*known, item))
         .or_else(|| list.iter().position(|known| ***known == **item));
     let index = position.unwrap_or_else(|| {
         list.push(item);
@@ -257,7 +257,9 @@ fn decode_value(value: pb::AnyValue) -> AttrValue {
         Some(V::IntValue(i)) => AttrValue::Int(i),
         Some(V::DoubleValue(d)) => AttrValue::Double(d),
         Some(V::BytesValue(b)) => AttrValue::Bytes(b),
-        Some(V::ArrayValue(a)) => AttrValue::Array(a.values.into_iter().map(decode_value).collect()),
+        Some(V::ArrayValue(a)) => {
+            AttrValue::Array(a.values.into_iter().map(decode_value).collect())
+        }
         Some(V::MapValue(m)) => AttrValue::Map(decode_attrs(m.values)),
     }
 }

@@ -52,7 +52,9 @@ fn appended_spans_read_back_in_start_order() {
         let a = span(1, 1, 300, "a");
         let b = span(1, 2, 100, "b");
         let c = span(1, 3, 200, "c");
-        store.append(5, &[chunk(vec![a.clone(), b.clone()])]).unwrap();
+        store
+            .append(5, &[chunk(vec![a.clone(), b.clone()])])
+            .unwrap();
         store.append(6, &[chunk(vec![c.clone()])]).unwrap();
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
         assert_eq!(trace.spans, vec![b, c, a], "{name}");
@@ -75,8 +77,12 @@ fn a_retried_batch_is_not_read_twice() {
 #[test]
 fn the_copy_received_last_wins() {
     for (name, store, _dir) in stores() {
-        store.append(5, &[chunk(vec![span(1, 1, 1, "in progress")])]).unwrap();
-        store.append(7, &[chunk(vec![span(1, 1, 1, "complete")])]).unwrap();
+        store
+            .append(5, &[chunk(vec![span(1, 1, 1, "in progress")])])
+            .unwrap();
+        store
+            .append(7, &[chunk(vec![span(1, 1, 1, "complete")])])
+            .unwrap();
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
         assert_eq!(trace.spans.len(), 1, "{name}");
         assert_eq!(trace.spans[0].name, "complete", "{name}");
@@ -105,7 +111,11 @@ fn traces_in_one_batch_stay_apart() {
         let first = store.trace(TraceId([1; 16])).unwrap().unwrap();
         assert_eq!(first.spans.len(), 1, "{name}");
         assert_eq!(first.spans[0].name, "a", "{name}");
-        assert_eq!(store.trace(neighbour).unwrap().unwrap().spans, vec![other], "{name}");
+        assert_eq!(
+            store.trace(neighbour).unwrap().unwrap().spans,
+            vec![other],
+            "{name}"
+        );
         store.flush().unwrap();
     }
 }

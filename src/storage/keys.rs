@@ -118,7 +118,10 @@ mod tests {
     fn chunk_id_golden() {
         let ids = [SpanId([1, 2, 3, 4, 5, 6, 7, 8])];
         assert_eq!(chunk_id(&ids), 0x7eb5_108b_368a_78ed);
-        assert_ne!(chunk_id(&ids), chunk_id(&[SpanId([8, 7, 6, 5, 4, 3, 2, 1])]));
+        assert_ne!(
+            chunk_id(&ids),
+            chunk_id(&[SpanId([8, 7, 6, 5, 4, 3, 2, 1])])
+        );
     }
 
     fn arb_key() -> impl Strategy<Value = SpanKey> {

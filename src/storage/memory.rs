@@ -6,9 +6,12 @@ use std::sync::Mutex;
 use super::{merge_chunks, StorageError, TraceStore};
 use crate::model::{Span, Trace, TraceChunk, TraceId};
 
+/// The chunks of one trace with the time each was received.
+type Chunks = Vec<(u64, Vec<Span>)>;
+
 #[derive(Default)]
 pub struct MemoryStore {
-    chunks: Mutex<HashMap<TraceId, Vec<(u64, Vec<Span>)>>>,
+    chunks: Mutex<HashMap<TraceId, Chunks>>,
 }
 
 impl MemoryStore {

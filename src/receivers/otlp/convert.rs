@@ -95,7 +95,10 @@ pub fn convert_request(request: ExportTraceServiceRequest) -> Converted {
 
 fn convert_resource(attributes: Vec<OtlpKeyValue>) -> Resource {
     let mut attributes = convert_attrs(attributes);
-    let service = match attributes.iter().position(|kv| kv.key == semconv::SERVICE_NAME) {
+    let service = match attributes
+        .iter()
+        .position(|kv| kv.key == semconv::SERVICE_NAME)
+    {
         Some(at) => match attributes.remove(at).value {
             AttrValue::String(name) if !name.is_empty() => name,
             other => {
@@ -132,8 +135,12 @@ fn convert_span(
     scope: &Arc<Scope>,
 ) -> Result<Span, (SpanRejection, String)> {
     let describe = |what: &str, error: IdError| format!("span {:?}: {what}: {error}", span.name);
-    let trace_id = TraceId::from_bytes(&span.trace_id)
-        .map_err(|e| (SpanRejection::InvalidTraceId, describe("invalid trace id", e)))?;
+    let trace_id = TraceId::from_bytes(&span.trace_id).map_err(|e| {
+        (
+            SpanRejection::InvalidTraceId,
+            describe("invalid trace id", e),
+        )
+    })?;
     let span_id = SpanId::from_bytes(&span.span_id)
         .map_err(|e| (SpanRejection::InvalidSpanId, describe("invalid span id", e)))?;
     let parent_span_id = match SpanId::from_bytes(&span.parent_span_id) {
@@ -220,6 +227,8 @@ fn convert_value(value: Option<AnyValue>) -> AttrValue {
                 .collect(),
         ),
         Some(any_value::Value::KvlistValue(kvs)) => AttrValue::Map(convert_attrs(kvs.values)),
+        // An index into a profiles string table; spans have no such table.
+        Some(any_value::Value::StringValueStrindex(_)) => AttrValue::Empty,
     }
 }
 
@@ -233,6 +242,7 @@ mod tests {
     fn kv(key: &str, value: Value) -> OtlpKeyValue {
         OtlpKeyValue {
             key: key.into(),
+            key_strindex: 0,
             value: Some(AnyValue { value: Some(value) }),
         }
     }
@@ -291,7 +301,11 @@ mod tests {
         assert_eq!(out.rejected_count(), 0);
         let span = &out.spans[0];
         assert_eq!(span.service(), "order-service");
-        assert_eq!(span.resource.attributes.len(), 1, "service.name is lifted out");
+        assert_eq!(
+            span.resource.attributes.len(),
+            1,
+            "service.name is lifted out"
+        );
         assert_eq!(span.parent_span_id, Some(SpanId([3; 8])));
         assert_eq!(span.kind, SpanKind::Client);
         assert_eq!(span.duration_ns(), 4_000);
@@ -331,7 +345,8 @@ mod tests {
             ]
         );
         assert!(
-            out.error_message.starts_with("4 span(s) rejected; first: span \"SELECT books\": invalid trace id"),
+            out.error_message
+                .starts_with("4 span(s) rejected; first: span \"SELECT books\": invalid trace id"),
             "{}",
             out.error_message
         );

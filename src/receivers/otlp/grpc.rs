@@ -67,7 +67,14 @@ impl tower::Service<http::Request<tonic::body::Body>> for TraceExportService {
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(receiver.max_message_bytes);
-            let response = grpc.unary(Export { receiver: receiver.clone() }, request).await;
+            let response = grpc
+                .unary(
+                    Export {
+                        receiver: receiver.clone(),
+                    },
+                    request,
+                )
+                .await;
             Ok(recode_transport_errors(response, &receiver))
         })
     }
@@ -86,7 +93,8 @@ struct Export {
 
 impl UnaryService<Reserved> for Export {
     type Response = ExportTraceServiceResponse;
-    type Future = Pin<Box<dyn Future<Output = Result<tonic::Response<Self::Response>, Status>> + Send>>;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<tonic::Response<Self::Response>, Status>> + Send>>;
 
     fn call(&mut self, request: tonic::Request<Reserved>) -> Self::Future {
         let receiver = self.receiver.clone();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -137,11 +137,9 @@ fn gunzip_limited(compressed: &[u8], limit: usize) -> Result<Vec<u8>, ExportErro
 
 fn success(format: Format, response: ExportTraceServiceResponse) -> Response {
     match format {
-        Format::Protobuf => (
-            [(header::CONTENT_TYPE, PROTOBUF)],
-            response.encode_to_vec(),
-        )
-            .into_response(),
+        Format::Protobuf => {
+            ([(header::CONTENT_TYPE, PROTOBUF)], response.encode_to_vec()).into_response()
+        }
         Format::Json => {
             // int64 is a decimal string in OTLP/JSON.
             let body = match response.partial_success {
@@ -239,6 +237,7 @@ mod tests {
 
     #[test]
     fn status_code_of_each_error() {
+        use axum::http::StatusCode;
         assert_eq!(
             ExportError::Malformed("x".into()).http_status(),
             StatusCode::BAD_REQUEST

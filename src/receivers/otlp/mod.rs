@@ -104,7 +104,8 @@ impl OtlpReceiver {
     ) -> Result<ExportTraceServiceResponse, ExportError> {
         let converted = convert::convert_request(request);
         for (why, count) in &converted.rejected {
-            self.telemetry.spans_rejected(receiver, why.reason(), *count);
+            self.telemetry
+                .spans_rejected(receiver, why.reason(), *count);
         }
         let rejected = converted.rejected_count();
         let accepted = converted.spans.len() as u64;
@@ -115,7 +116,7 @@ impl OtlpReceiver {
             return Err(error);
         }
         self.telemetry.spans_received(receiver, accepted);
-        let partial_success = (rejected > 0).then(|| ExportTracePartialSuccess {
+        let partial_success = (rejected > 0).then_some(ExportTracePartialSuccess {
             rejected_spans: rejected as i64,
             error_message,
         });

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test of tracemap: formatting, lints, unit, integration (real
+# server, real OpenTelemetry SDK exporters in Rust and Python, SIGKILL rounds)
+# and the benches in test mode. Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+# Builds are cached outside the clone so a fresh clone rebuilds only our crate.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tracemap/target}"
+export TRACEMAP_PYTHON="${TRACEMAP_PYTHON:-${TRACEMAP_VENV:-$HOME/.cache/tracemap/venv}/bin/python}"
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+# Benches run once each in test mode, so they are known to work; the
+# measured runs are `cargo bench` (docs/performance.md).
+cargo test --benches --locked
+cargo test --lib --bins --tests --locked

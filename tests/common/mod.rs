@@ -1,0 +1,245 @@
+//! Shared test harness: the real server, in-process on free ports or as a child
+//! process of the built binary, plus small HTTP and OTLP helpers.
+#![allow(dead_code)]
+
+pub mod grpc;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use tokio_util::sync::CancellationToken;
+use tracemap::app::{self, Running};
+use tracemap::config::Config;
+
+/// A server running inside the test process.
+pub struct TestServer {
+    pub grpc_url: String,
+    pub otlp_http_url: String,
+    pub api_url: String,
+    pub data_dir: tempfile::TempDir,
+    token: CancellationToken,
+    running: Option<Running>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: data_dir.path().to_path_buf(),
+            otlp_grpc_port: 0,
+            otlp_http_port: 0,
+            http_port: 0,
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let token = CancellationToken::new();
+        let running = app::start(config, token.clone()).await.unwrap();
+        Self {
+            grpc_url: format!("http://{}", running.otlp_grpc_addr),
+            otlp_http_url: format!("http://{}/v1/traces", running.otlp_http_addr),
+            api_url: format!("http://{}", running.http_addr),
+            data_dir,
+            token,
+            running: Some(running),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        self.token.cancel();
+        self.running.take().unwrap().wait().await.unwrap();
+    }
+}
+
+/// GETs a URL and returns the status and the JSON body (Null when not JSON).
+pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::get(url).await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+pub async fn get_text(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// The value of one metric line (exact name and labels) from a `/metrics` text.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+pub fn string_attr(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        key_strindex: 0,
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+    }
+}
+
+pub fn int_attr(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        key_strindex: 0,
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(value)),
+        }),
+    }
+}
+
+/// A span of about 700 encoded bytes, as the benchmarks use.
+pub fn otlp_span(trace_id: [u8; 16], span_id: u64, parent: Option<u64>, name: &str) -> Span {
+    Span {
+        trace_id: trace_id.to_vec(),
+        span_id: span_id.to_be_bytes().to_vec(),
+        parent_span_id: parent.map(|p| p.to_be_bytes().to_vec()).unwrap_or_default(),
+        name: name.into(),
+        kind: 2,
+        start_time_unix_nano: 1_700_000_000_000_000_000 + span_id,
+        end_time_unix_nano: 1_700_000_000_005_000_000 + span_id,
+        attributes: vec![
+            string_attr("http.request.method", "GET"),
+            int_attr("http.response.status_code", 200),
+            string_attr("correlation_id", &format!("req_{span_id}")),
+        ],
+        ..Span::default()
+    }
+}
+
+pub fn otlp_request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![string_attr("service.name", service)],
+                ..Resource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `tracemap serve` binary as a child process, on fixed free ports.
+pub struct ServerProcess {
+    pub child: Child,
+    pub grpc_port: u16,
+    pub otlp_http_port: u16,
+    pub http_port: u16,
+    pub data_dir: PathBuf,
+}
+
+impl ServerProcess {
+    pub fn spawn(data_dir: &Path) -> Self {
+        Self::spawn_on(data_dir, free_port(), free_port(), free_port())
+    }
+
+    pub fn spawn_on(data_dir: &Path, grpc_port: u16, otlp_http_port: u16, http_port: u16) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_tracemap"))
+            .args(["serve", "--data-dir"])
+            .arg(data_dir)
+            .args(["--otlp-grpc-port", &grpc_port.to_string()])
+            .args(["--otlp-http-port", &otlp_http_port.to_string()])
+            .args(["--http-port", &http_port.to_string()])
+            .env("TRACEMAP_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the tracemap binary");
+        let server = Self {
+            child,
+            grpc_port,
+            otlp_http_port,
+            http_port,
+            data_dir: data_dir.to_path_buf(),
+        };
+        server.wait_ready();
+        server
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    pub fn grpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    pub fn otlp_http_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1/traces", self.otlp_http_port)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let address = format!("127.0.0.1:{}", self.http_port);
+        while Instant::now() < deadline {
+            if let Ok(mut stream) = std::net::TcpStream::connect(&address) {
+                use std::io::{Read, Write};
+                let _ = stream.write_all(b"GET /readyz HTTP/1.0\r\n\r\n");
+                let mut reply = String::new();
+                let _ = stream.read_to_string(&mut reply);
+                if reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tracemap did not become ready on {address}");
+    }
+
+    /// Peak resident memory of the process so far, in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib * 1024
+    }
+
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

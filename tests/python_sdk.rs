@@ -1,0 +1,102 @@
+//! The Python OpenTelemetry SDK's OTLP exporters (gRPC with gzip, HTTP protobuf
+//! with and without gzip) against the real server. The script records spans with
+//! the SDK, exports them, and prints what it recorded; every span must come
+//! back with its attributes, events, status, kind, links and parent.
+//!
+//! The interpreter is `$TRACEMAP_PYTHON`, else the venv `scripts/setup.sh` makes.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{get_json, TestServer};
+use serde_json::Value;
+
+fn python() -> PathBuf {
+    if let Some(path) = std::env::var_os("TRACEMAP_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    let venv = PathBuf::from(home).join(".cache/tracemap/venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python with the OpenTelemetry SDK: run scripts/setup.sh or set TRACEMAP_PYTHON"
+    );
+    venv
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_exporters_round_trip() {
+    let server = TestServer::start().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/send_spans.py");
+    let grpc = server.grpc_url.clone();
+    let http = server.otlp_http_url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script)
+            .args(["--grpc", &grpc, "--http", &http])
+            .output()
+            .expect("running the Python SDK client")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "python client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let expected: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(expected.len(), 3 * 3, "three exporters, three spans each");
+
+    for want in &expected {
+        let trace_id = want["trace_id"].as_str().unwrap();
+        let (status, body) =
+            get_json(&format!("{}/api/v1/traces/{trace_id}", server.api_url)).await;
+        assert_eq!(status, 200, "{body}");
+        let got = body["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["span_id"] == want["span_id"])
+            .unwrap_or_else(|| panic!("span {want} missing"));
+        for field in [
+            "service",
+            "name",
+            "kind",
+            "parent_span_id",
+            "status",
+            "status_message",
+            "start_us",
+            "attributes",
+            "events",
+            "links",
+        ] {
+            assert_eq!(got[field], want[field], "{field} of {}", want["name"]);
+        }
+        let duration = got["duration_us"].as_i64().unwrap();
+        let want_duration = want["duration_us"].as_i64().unwrap();
+        assert!(
+            (duration - want_duration).abs() <= 1,
+            "duration of {}",
+            want["name"]
+        );
+    }
+
+    let (_, metrics) = common::get_text(&format!("{}/metrics", server.api_url)).await;
+    assert_eq!(
+        common::metric(
+            &metrics,
+            "tracemap_spans_received_total{receiver=\"otlp_grpc\"}"
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        common::metric(
+            &metrics,
+            "tracemap_spans_received_total{receiver=\"otlp_http\"}"
+        ),
+        Some(6.0)
+    );
+    server.stop().await;
+}

@@ -6,15 +6,13 @@
 
 mod error;
 mod jaeger;
+mod probes;
 mod v1;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
@@ -57,30 +55,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/traces/{trace_id}", get(jaeger::get_trace))
         .route("/api/v1/traces/{trace_id}", get(v1::get_trace))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(probes::metrics))
         .with_state(state)
-}
-
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-async fn readyz(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
-    }
-}
-
-async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.telemetry.encode(),
-    )
 }

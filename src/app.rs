@@ -13,6 +13,7 @@ use crate::api::{self, ApiState};
 use crate::config::{AckMode, Config, ConfigError};
 use crate::ingest::Ingest;
 use crate::receivers::otlp::{self, OtlpReceiver};
+use crate::receivers::xray::{self, udp::XrayUdp};
 use crate::storage::rocks::{RocksOptions, RocksStore};
 use crate::storage::{StorageError, TraceStore};
 use crate::telemetry::Telemetry;
@@ -46,6 +47,8 @@ pub struct Running {
     pub otlp_grpc_addr: SocketAddr,
     pub otlp_http_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// UDP for segments and TCP for sampling, on the same port.
+    pub xray_addr: SocketAddr,
     shutdown: CancellationToken,
     servers: JoinSet<Result<(), AppError>>,
     store: Arc<RocksStore>,
@@ -83,6 +86,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         config.limits.max_inflight_bytes,
         telemetry.clone(),
     ));
+    let xray_receiver = Arc::new(XrayUdp {
+        ingest: ingest.clone(),
+        telemetry: telemetry.clone(),
+        max_depth: config.xray.max_segment_depth,
+    });
     let receiver = Arc::new(OtlpReceiver {
         ingest,
         telemetry: telemetry.clone(),
@@ -100,9 +108,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let grpc_listener = bind("otlp-grpc", config.bind, config.otlp_grpc_port).await?;
     let otlp_http_listener = bind("otlp-http", config.bind, config.otlp_http_port).await?;
     let http_listener = bind("http", config.bind, config.http_port).await?;
+    let (xray_socket, xray_tcp) = bind_xray(&config).await?;
     let otlp_grpc_addr = local_addr(&grpc_listener);
     let otlp_http_addr = local_addr(&otlp_http_listener);
     let http_addr = local_addr(&http_listener);
+    let xray_addr = local_addr(&xray_tcp);
 
     let mut servers = JoinSet::new();
     {
@@ -136,9 +146,27 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         api::router(api_state),
         shutdown.clone(),
     );
+    spawn_axum(
+        &mut servers,
+        "xray-sampling",
+        xray_tcp,
+        xray::sampling::router(config.xray.sampling_rules.clone()),
+        shutdown.clone(),
+    );
+    {
+        let token = shutdown.clone();
+        servers.spawn(async move {
+            xray::udp::serve(xray_socket, xray_receiver, token)
+                .await
+                .map_err(|e| AppError::Server {
+                    listener: "xray-udp",
+                    message: e.to_string(),
+                })
+        });
+    }
     ready.store(true, Ordering::Release);
     tracing::info!(
-        %otlp_grpc_addr, %otlp_http_addr, %http_addr,
+        %otlp_grpc_addr, %otlp_http_addr, %http_addr, %xray_addr,
         data_dir = %config.data_dir.display(),
         "tracemap is ready"
     );
@@ -146,6 +174,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         otlp_grpc_addr,
         otlp_http_addr,
         http_addr,
+        xray_addr,
         shutdown,
         servers,
         store,
@@ -201,6 +230,44 @@ async fn bind(
             addr,
             source,
         })
+}
+
+/// Binds the X-Ray UDP socket and the sampling TCP listener on one port. With
+/// port 0 the UDP socket picks a port and TCP must get the same one; another
+/// process may hold it on TCP, so a few ports are tried.
+async fn bind_xray(config: &Config) -> Result<(tokio::net::UdpSocket, TcpListener), AppError> {
+    let requested = SocketAddr::new(config.bind, config.xray_port);
+    let bind_udp = |addr| {
+        xray::udp::bind(addr, config.xray.receive_buffer_bytes).map_err(|source| AppError::Bind {
+            listener: "xray-udp",
+            addr,
+            source,
+        })
+    };
+    let attempts = if config.xray_port == 0 { 10 } else { 1 };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let (socket, buffer) = bind_udp(requested)?;
+        let udp_addr = socket.local_addr().map_err(|source| AppError::Bind {
+            listener: "xray-udp",
+            addr: requested,
+            source,
+        })?;
+        match bind("xray-sampling", config.bind, udp_addr.port()).await {
+            Ok(tcp) => {
+                if buffer < config.xray.receive_buffer_bytes {
+                    tracing::warn!(
+                        obtained = buffer,
+                        wanted = config.xray.receive_buffer_bytes,
+                        "X-Ray UDP receive buffer is smaller than configured"
+                    );
+                }
+                return Ok((socket, tcp));
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.expect("at least one attempt"))
 }
 
 fn local_addr(listener: &TcpListener) -> SocketAddr {

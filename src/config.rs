@@ -42,10 +42,13 @@ pub struct Config {
     pub otlp_http_port: u16,
     /// Query API, metrics and web UI port (0 picks a free one).
     pub http_port: u16,
+    /// X-Ray daemon port: segments on UDP, sampling API on TCP (0 picks a free one).
+    pub xray_port: u16,
     pub limits: Limits,
     pub storage: StorageConfig,
     pub assembly: AssemblyConfig,
     pub index: IndexConfig,
+    pub xray: XrayConfig,
 }
 
 impl Default for Config {
@@ -56,10 +59,12 @@ impl Default for Config {
             otlp_grpc_port: 4317,
             otlp_http_port: 4318,
             http_port: 16686,
+            xray_port: 2000,
             limits: Limits::default(),
             storage: StorageConfig::default(),
             assembly: AssemblyConfig::default(),
             index: IndexConfig::default(),
+            xray: XrayConfig::default(),
         }
     }
 }
@@ -153,6 +158,62 @@ impl Default for IndexConfig {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XrayConfig {
+    /// UDP receive buffer asked of the kernel, in bytes.
+    pub receive_buffer_bytes: usize,
+    /// Deepest subsegment nesting accepted; deeper documents are dropped.
+    pub max_segment_depth: usize,
+    /// Rules served to the X-Ray SDKs' centralized sampler, in priority order.
+    pub sampling_rules: Vec<SamplingRule>,
+}
+
+impl Default for XrayConfig {
+    fn default() -> Self {
+        Self {
+            receive_buffer_bytes: 8 << 20,
+            max_segment_depth: 32,
+            sampling_rules: vec![SamplingRule::default()],
+        }
+    }
+}
+
+/// One X-Ray sampling rule, as the X-Ray API defines it. The default records
+/// every request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplingRule {
+    pub name: String,
+    /// Lower numbers are matched first.
+    pub priority: i64,
+    /// Share of requests sampled beyond the reservoir, 0 to 1.
+    pub fixed_rate: f64,
+    /// Requests per second sampled before the fixed rate applies.
+    pub reservoir_size: i64,
+    pub service_name: String,
+    pub service_type: String,
+    pub host: String,
+    pub http_method: String,
+    pub url_path: String,
+}
+
+impl Default for SamplingRule {
+    fn default() -> Self {
+        Self {
+            name: "Default".into(),
+            priority: 10000,
+            fixed_rate: 1.0,
+            reservoir_size: 1,
+            service_name: "*".into(),
+            service_type: "*".into(),
+            host: "*".into(),
+            http_method: "*".into(),
+            url_path: "*".into(),
+        }
+    }
+}
+
 impl Config {
     /// Reads a TOML config file; settings it leaves out keep their defaults.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
@@ -190,7 +251,42 @@ impl Config {
         if self.assembly.trace_idle.is_zero() {
             return invalid("assembly.trace_idle", "must be above zero");
         }
-        let ports = [self.otlp_grpc_port, self.otlp_http_port, self.http_port];
+        for (i, rule) in self.xray.sampling_rules.iter().enumerate() {
+            if rule.name.is_empty() {
+                return invalid("xray.sampling_rules", "every rule needs a name");
+            }
+            if !(0.0..=1.0).contains(&rule.fixed_rate) {
+                return invalid(
+                    "xray.sampling_rules",
+                    &format!("rule {:?}: fixed_rate must be between 0 and 1", rule.name),
+                );
+            }
+            if rule.reservoir_size < 0 {
+                return invalid(
+                    "xray.sampling_rules",
+                    &format!("rule {:?}: reservoir_size must not be negative", rule.name),
+                );
+            }
+            if self.xray.sampling_rules[..i]
+                .iter()
+                .any(|r| r.name == rule.name)
+            {
+                return invalid(
+                    "xray.sampling_rules",
+                    &format!("rule name {:?} is used twice", rule.name),
+                );
+            }
+        }
+        if self.xray.max_segment_depth == 0 {
+            return invalid("xray.max_segment_depth", "must be above zero");
+        }
+        // The X-Ray port is TCP and UDP; it only clashes with the TCP listeners.
+        let ports = [
+            self.otlp_grpc_port,
+            self.otlp_http_port,
+            self.http_port,
+            self.xray_port,
+        ];
         for (i, a) in ports.iter().enumerate() {
             if *a != 0 && ports[i + 1..].contains(a) {
                 return invalid("ports", &format!("port {a} is given to two listeners"));
@@ -210,6 +306,8 @@ mod tests {
         assert_eq!(config.otlp_grpc_port, 4317);
         assert_eq!(config.otlp_http_port, 4318);
         assert_eq!(config.http_port, 16686);
+        assert_eq!(config.xray_port, 2000);
+        assert_eq!(config.xray.sampling_rules[0].fixed_rate, 1.0);
         assert_eq!(config.bind.to_string(), "127.0.0.1");
         assert_eq!(config.data_dir, PathBuf::from("./tracemap-data"));
         config.validate().unwrap();
@@ -231,6 +329,20 @@ mod tests {
     fn unknown_settings_are_an_error() {
         let error = Config::from_toml("htp_port = 9000\n").unwrap_err();
         assert!(error.to_string().contains("htp_port"), "{error}");
+    }
+
+    #[test]
+    fn sampling_rules_are_validated() {
+        let config =
+            Config::from_toml("[[xray.sampling_rules]]\nname = \"checkout\"\nfixed_rate = 1.5\n")
+                .unwrap();
+        assert!(config.validate().is_err());
+        let config = Config::from_toml(
+            "[[xray.sampling_rules]]\nname = \"checkout\"\nfixed_rate = 0.1\nservice_name = \"order-service\"\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.xray.sampling_rules[0].priority, 10000);
     }
 
     #[test]

@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Receive spans (OTLP gRPC and HTTP), store them, and serve the query API.
+    /// Receive spans (OTLP gRPC and HTTP, X-Ray UDP), store them, and serve the query API.
     Serve(ServeArgs),
 }
 
@@ -46,6 +46,9 @@ struct ServeArgs {
     /// Query API, web UI and /metrics port [default: 16686]
     #[arg(long)]
     http_port: Option<u16>,
+    /// X-Ray daemon port, UDP segments and TCP sampling [default: 2000]
+    #[arg(long)]
+    xray_port: Option<u16>,
 }
 
 impl ServeArgs {
@@ -68,6 +71,9 @@ impl ServeArgs {
         }
         if let Some(port) = self.http_port {
             config.http_port = port;
+        }
+        if let Some(port) = self.xray_port {
+            config.xray_port = port;
         }
         config.validate()?;
         Ok(config)

@@ -2,51 +2,26 @@
 //! with and without gzip) against the real server. The script records spans with
 //! the SDK, exports them, and prints what it recorded; every span must come
 //! back with its attributes, events, status, kind, links and parent.
-//!
-//! The interpreter is `$TRACEMAP_PYTHON`, else the venv `scripts/setup.sh` makes.
 
 mod common;
-
-use std::path::PathBuf;
-use std::process::Command;
 
 use common::{get_json, TestServer};
 use serde_json::Value;
 
-fn python() -> PathBuf {
-    if let Some(path) = std::env::var_os("TRACEMAP_PYTHON") {
-        return PathBuf::from(path);
-    }
-    let home = std::env::var_os("HOME").expect("HOME is set");
-    let venv = PathBuf::from(home).join(".cache/tracemap/venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python with the OpenTelemetry SDK: run scripts/setup.sh or set TRACEMAP_PYTHON"
-    );
-    venv
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_exporters_round_trip() {
     let server = TestServer::start().await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/send_spans.py");
-    let grpc = server.grpc_url.clone();
-    let http = server.otlp_http_url.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(script)
-            .args(["--grpc", &grpc, "--http", &http])
-            .output()
-            .expect("running the Python SDK client")
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "python client failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let expected: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let output = common::run_python(
+        "send_spans.py",
+        vec![
+            "--grpc".into(),
+            server.grpc_url.clone(),
+            "--http".into(),
+            server.otlp_http_url.clone(),
+        ],
+    )
+    .await;
+    let expected: Vec<Value> = serde_json::from_str(&output).unwrap();
     assert_eq!(expected.len(), 3 * 3, "three exporters, three spans each");
 
     for want in &expected {

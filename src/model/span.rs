@@ -220,4 +220,12 @@ impl Span {
     pub fn attr(&self, key: &str) -> Option<&AttrValue> {
         find_attr(&self.attributes, key)
     }
+
+    /// A span sent before it ended (an X-Ray `in_progress` segment).
+    pub fn is_in_progress(&self) -> bool {
+        matches!(
+            self.attr(super::semconv::XRAY_IN_PROGRESS),
+            Some(AttrValue::Bool(true))
+        )
+    }
 }

@@ -29,6 +29,37 @@ impl Trace {
         self.spans.iter().map(|s| s.end_ns).max().unwrap_or(0)
     }
 
+    /// Gives each span without a service (an X-Ray independent subsegment)
+    /// the service of its nearest ancestor that has one.
+    pub fn inherit_services(&mut self) {
+        if self.spans.iter().all(|s| !s.service().is_empty()) {
+            return;
+        }
+        let index: std::collections::HashMap<_, _> = self
+            .spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.span_id, i))
+            .collect();
+        for i in 0..self.spans.len() {
+            if !self.spans[i].service().is_empty() {
+                continue;
+            }
+            let mut parent = self.spans[i].parent_span_id;
+            // Bounded by the span count, so a parent cycle cannot loop forever.
+            for _ in 0..self.spans.len() {
+                let Some(&at) = parent.as_ref().and_then(|p| index.get(p)) else {
+                    break;
+                };
+                if !self.spans[at].service().is_empty() {
+                    self.spans[i].resource = self.spans[at].resource.clone();
+                    break;
+                }
+                parent = self.spans[at].parent_span_id;
+            }
+        }
+    }
+
     /// The root span: the earliest span without a parent, else the earliest span
     /// whose parent is not in the trace (the trace is still incomplete).
     pub fn root(&self) -> Option<&Span> {
@@ -160,6 +191,21 @@ mod tests {
         assert_eq!(summary.error_count, 1);
         assert_eq!(summary.services, vec!["gateway", "order"]);
         assert_eq!(summary.correlation_ids, vec!["req_abc123"]);
+    }
+
+    #[test]
+    fn services_are_inherited_through_parents() {
+        let mut orphan = span(3, Some(2), "", 30, 40);
+        orphan.resource = Arc::new(Resource::default());
+        let mut middle = span(2, Some(1), "", 20, 50);
+        middle.resource = Arc::new(Resource::default());
+        let mut trace = Trace {
+            trace_id: TraceId([1; 16]),
+            spans: vec![span(1, None, "search", 10, 100), middle, orphan],
+            last_received_us: 0,
+        };
+        trace.inherit_services();
+        assert!(trace.spans.iter().all(|s| s.service() == "search"));
     }
 
     #[test]

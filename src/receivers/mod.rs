@@ -3,3 +3,4 @@
 //! (shared handling and error mapping), a transport per protocol, `convert.rs`.
 
 pub mod otlp;
+pub mod xray;

@@ -119,3 +119,19 @@ fn traces_in_one_batch_stay_apart() {
         store.flush().unwrap();
     }
 }
+
+#[test]
+fn a_complete_span_is_not_replaced_by_an_in_progress_copy() {
+    for (name, store, _dir) in stores() {
+        let complete = span(1, 1, 1, "complete");
+        let mut in_progress = span(1, 1, 1, "in progress");
+        in_progress.attributes.push(KeyValue::new(
+            crate::model::semconv::XRAY_IN_PROGRESS,
+            AttrValue::Bool(true),
+        ));
+        store.append(5, &[chunk(vec![complete])]).unwrap();
+        store.append(7, &[chunk(vec![in_progress])]).unwrap();
+        let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
+        assert_eq!(trace.spans[0].name, "complete", "{name}");
+    }
+}

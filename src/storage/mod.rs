@@ -37,7 +37,9 @@ pub trait TraceStore: Send + Sync + 'static {
     fn append(&self, received_at_us: u64, chunks: &[TraceChunk]) -> Result<(), StorageError>;
 
     /// Every span stored for the trace so far, each span id once (the copy
-    /// received last wins), sorted by start time; `None` when nothing is stored.
+    /// received last wins, except that an in-progress copy never replaces a
+    /// complete one), sorted by start time, spans without a service given
+    /// their parent's; `None` when nothing is stored.
     fn trace(&self, trace_id: TraceId) -> Result<Option<Trace>, StorageError>;
 
     /// Makes everything acknowledged so far durable against power loss and
@@ -51,7 +53,7 @@ pub(crate) fn merge_chunks(
     chunks: impl IntoIterator<Item = (u64, Vec<Span>)>,
 ) -> Option<Trace> {
     let mut spans: Vec<Span> = Vec::new();
-    let mut position = HashMap::new();
+    let mut position: HashMap<crate::model::SpanId, usize> = HashMap::new();
     let mut last_received_us = 0;
     let mut any = false;
     for (received_at_us, chunk) in chunks {
@@ -59,6 +61,9 @@ pub(crate) fn merge_chunks(
         last_received_us = last_received_us.max(received_at_us);
         for span in chunk {
             match position.get(&span.span_id) {
+                // A complete copy is never replaced by an in-progress one,
+                // whichever arrived last.
+                Some(&at) if span.is_in_progress() && !spans[at].is_in_progress() => {}
                 Some(&at) => spans[at] = span,
                 None => {
                     position.insert(span.span_id, spans.len());
@@ -71,9 +76,11 @@ pub(crate) fn merge_chunks(
         return None;
     }
     spans.sort_by_key(|s| (s.start_ns, s.span_id));
-    Some(Trace {
+    let mut trace = Trace {
         trace_id,
         spans,
         last_received_us,
-    })
+    };
+    trace.inherit_services();
+    Some(trace)
 }

@@ -101,9 +101,13 @@ impl Telemetry {
     }
 
     pub fn request_rejected(&self, receiver: &'static str, reason: &'static str) {
+        self.requests_rejected(receiver, reason, 1);
+    }
+
+    pub fn requests_rejected(&self, receiver: &'static str, reason: &'static str, count: u64) {
         self.requests_rejected
             .get_or_create(&RejectLabels { receiver, reason })
-            .inc();
+            .inc_by(count);
     }
 
     pub fn inflight_bytes_changed(&self, delta: i64) {

@@ -22,6 +22,8 @@ pub struct TestServer {
     pub grpc_url: String,
     pub otlp_http_url: String,
     pub api_url: String,
+    /// X-Ray daemon address: UDP segments, TCP sampling.
+    pub xray_addr: std::net::SocketAddr,
     pub data_dir: tempfile::TempDir,
     token: CancellationToken,
     running: Option<Running>,
@@ -39,6 +41,7 @@ impl TestServer {
             otlp_grpc_port: 0,
             otlp_http_port: 0,
             http_port: 0,
+            xray_port: 0,
             ..Config::default()
         };
         adjust(&mut config);
@@ -48,6 +51,7 @@ impl TestServer {
             grpc_url: format!("http://{}", running.otlp_grpc_addr),
             otlp_http_url: format!("http://{}/v1/traces", running.otlp_http_addr),
             api_url: format!("http://{}", running.http_addr),
+            xray_addr: running.xray_addr,
             data_dir,
             token,
             running: Some(running),
@@ -137,6 +141,42 @@ pub fn otlp_request(service: &str, spans: Vec<Span>) -> ExportTraceServiceReques
     }
 }
 
+/// The Python with the OpenTelemetry and X-Ray SDKs: `$TRACEMAP_PYTHON`, else
+/// the venv `scripts/setup.sh` makes.
+pub fn python() -> PathBuf {
+    if let Some(path) = std::env::var_os("TRACEMAP_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    let venv = PathBuf::from(home).join(".cache/tracemap/venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python with the OpenTelemetry SDK: run scripts/setup.sh or set TRACEMAP_PYTHON"
+    );
+    venv
+}
+
+/// Runs a script from `tests/python/` with `args`; panics with its stderr on failure.
+pub async fn run_python(script: &str, args: Vec<String>) -> String {
+    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(path)
+            .args(args)
+            .output()
+            .expect("running a Python test client")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "python client failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -167,6 +207,7 @@ impl ServerProcess {
             .args(["--otlp-grpc-port", &grpc_port.to_string()])
             .args(["--otlp-http-port", &otlp_http_port.to_string()])
             .args(["--http-port", &http_port.to_string()])
+            .args(["--xray-port", &free_port().to_string()])
             .env("TRACEMAP_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -1,0 +1,116 @@
+//! The X-Ray daemon port with the real AWS X-Ray SDK for Python (segments,
+//! streamed subsegments, a mixed OpenTelemetry + X-Ray trace, centralized
+//! sampling), and one malformed datagram per drop reason.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{get_json, get_text, metric, run_python, TestServer};
+
+async fn python_mode(server: &TestServer, mode: &str) -> String {
+    run_python(
+        "send_xray.py",
+        vec![
+            mode.into(),
+            "--port".into(),
+            server.xray_addr.port().to_string(),
+            "--api".into(),
+            server.api_url.clone(),
+            "--grpc".into(),
+            server.grpc_url.clone(),
+        ],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xray_sdk_segments_are_stored_field_by_field() {
+    let server = TestServer::start().await;
+    let report = python_mode(&server, "segments").await;
+    eprintln!("{report}");
+    let (_, metrics) = get_text(&format!("{}/metrics", server.api_url)).await;
+    let received = metric(&metrics, "tracemap_spans_received_total{receiver=\"xray\"}").unwrap();
+    assert!(received >= 9.0, "{metrics}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otel_and_xray_services_make_one_trace() {
+    let server = TestServer::start().await;
+    python_mode(&server, "mixed").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xray_sampler_gets_its_rules_from_tracemap() {
+    let server = TestServer::start().await;
+    let report = python_mode(&server, "sampling").await;
+    assert!(report.contains("Default"), "{report}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_malformed_datagram_is_dropped_and_counted() {
+    let server = TestServer::start().await;
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let header = "{\"format\": \"json\", \"version\": 1}\n";
+    let good = |id: &str| {
+        format!(
+            "{header}{{\"name\": \"checkout\", \"id\": \"{id}\", \"trace_id\": \"1-581cf771-a006649127e371903a2de979\", \"start_time\": 1478293361.271, \"end_time\": 1478293361.449}}"
+        )
+    };
+    let deep = format!("{header}{{\"metadata\": {{\"x\": {}}}}}", "[".repeat(300));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("bad_header", b"{\"format\": \"xml\"}\n{}".to_vec()),
+        ("bad_header", b"no header line".to_vec()),
+        ("bad_json", format!("{header}{{nope}}").into_bytes()),
+        (
+            "truncated",
+            good("70de5b6f19ff9a0a")[..80].as_bytes().to_vec(),
+        ),
+        ("too_deep", deep.into_bytes()),
+        ("invalid_id", good("not-a-span-id").into_bytes()),
+        (
+            "bad_document",
+            format!("{header}{{\"name\": 42}}").into_bytes(),
+        ),
+    ];
+    for (_, datagram) in &cases {
+        socket.send_to(datagram, server.xray_addr).unwrap();
+    }
+    // A good segment after all of them is still received.
+    socket
+        .send_to(good("70de5b6f19ff9a0a").as_bytes(), server.xray_addr)
+        .unwrap();
+
+    let url = format!(
+        "{}/api/v1/traces/1-581cf771-a006649127e371903a2de979",
+        server.api_url
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = get_json(&url).await;
+        if status == 200 {
+            assert_eq!(body["spans"][0]["service"], "checkout");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the good segment never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, metrics) = get_text(&format!("{}/metrics", server.api_url)).await;
+    for reason in [
+        "bad_header",
+        "bad_json",
+        "truncated",
+        "too_deep",
+        "invalid_id",
+        "bad_document",
+    ] {
+        let want = cases.iter().filter(|(r, _)| *r == reason).count() as f64;
+        let series =
+            format!("tracemap_requests_rejected_total{{receiver=\"xray\",reason=\"{reason}\"}}");
+        assert_eq!(metric(&metrics, &series), Some(want), "{reason}: {metrics}");
+    }
+    server.stop().await;
+}

@@ -67,7 +67,7 @@ async fn each_malformed_datagram_is_dropped_and_counted() {
         ("bad_json", format!("{header}{{nope}}").into_bytes()),
         (
             "truncated",
-            good("70de5b6f19ff9a0a")[..80].as_bytes().to_vec(),
+            good("70de5b6f19ff9a0a").as_bytes()[..80].to_vec(),
         ),
         ("too_deep", deep.into_bytes()),
         ("invalid_id", good("not-a-span-id").into_bytes()),

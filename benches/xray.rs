@@ -60,7 +60,7 @@ fn xray(c: &mut Criterion) {
     let mut group = c.benchmark_group("xray");
     group.throughput(Throughput::Elements(BATCH as u64));
     let mut next = 0usize;
-    let mut batch = |next: &mut usize| {
+    let batch = |next: &mut usize| {
         let start = *next % (datagrams.len() - BATCH);
         *next += BATCH;
         &datagrams[start..start + BATCH]

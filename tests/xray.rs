@@ -114,3 +114,51 @@ async fn each_malformed_datagram_is_dropped_and_counted() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_progress_then_complete_is_stored_once_complete() {
+    let server = TestServer::start().await;
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let trace = "1-581cf771-b006649127e371903a2de979";
+    let segment = |end: &str| {
+        format!(
+            "{{\"format\":\"json\",\"version\":1}}\n{{\"name\": \"order-service\", \"id\": \"80de5b6f19ff9a0a\", \"trace_id\": \"{trace}\", \"start_time\": 1478293361.271{end}}}"
+        )
+    };
+    let in_progress = segment(", \"in_progress\": true");
+    let complete = segment(", \"end_time\": 1478293361.971");
+    // An independent subsegment first, then the segment in progress, complete,
+    // and a late duplicate of the in-progress copy.
+    let subsegment = format!(
+        "{{\"format\":\"json\",\"version\":1}}\n{{\"type\": \"subsegment\", \"name\": \"payments\", \"namespace\": \"remote\", \"id\": \"80de5b6f19ff9a0b\", \"parent_id\": \"80de5b6f19ff9a0a\", \"trace_id\": \"{trace}\", \"start_time\": 1478293361.3, \"end_time\": 1478293361.5}}"
+    );
+    for datagram in [&subsegment, &in_progress, &complete, &in_progress] {
+        socket
+            .send_to(datagram.as_bytes(), server.xray_addr)
+            .unwrap();
+        // Separate batches, so each copy is a later write.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let url = format!("{}/api/v1/traces/{trace}", server.api_url);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (status, body) = get_json(&url).await;
+        if status == 200 && body["spans"].as_array().unwrap().len() == 2 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "spans never arrived: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let spans = body["spans"].as_array().unwrap();
+    let root = spans.iter().find(|s| s["name"] == "order-service").unwrap();
+    assert_eq!(root["duration_us"], 700_000, "the complete copy is kept");
+    assert!(root["attributes"].get("aws.xray.in_progress").is_none());
+    let child = spans.iter().find(|s| s["name"] == "payments").unwrap();
+    assert_eq!(
+        child["service"], "order-service",
+        "inherited from its parent"
+    );
+    assert_eq!(child["parent_span_id"], "80de5b6f19ff9a0a");
+    assert_eq!(child["kind"], "client");
+    server.stop().await;
+}

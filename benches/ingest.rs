@@ -4,6 +4,7 @@
 //! Stages, each reported in spans/s:
 //! - `decode`: prost decode of the request only;
 //! - `decode_convert`: decode and conversion to `model::Span`;
+//! - `decode_convert_encode`: and grouping and our storage encoding (no write);
 //! - `end_to_end`: decode, convert, group by trace, encode and write one
 //!   RocksDB batch (WAL, no fsync) — what an acknowledged request costs.
 //!
@@ -17,6 +18,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 use tracemap::ingest::group_by_trace;
 use tracemap::receivers::otlp::convert::convert_request;
+use tracemap::storage::codec::encode_chunk;
 use tracemap::storage::rocks::{RocksOptions, RocksStore};
 use tracemap::storage::TraceStore;
 
@@ -74,6 +76,9 @@ fn request(seed: u64) -> ExportTraceServiceRequest {
                 ),
                 attr("correlation_id", s(format!("req_{:016x}", next()))),
                 attr("thread.name", s(format!("worker-{}", next() % 64))),
+                attr("http.route", s("/api/v1/books/{book_id}/reviews".into())),
+                attr("app.request.id", s(format!("{:016x}-{:016x}", next(), next()))),
+                attr("url.full", s(format!("https://catalog.bookstore.example/api/v1/books/{}/reviews?page={}&sort=recent", next() % 10_000, next() % 9))),
             ];
             if is_db {
                 attributes.push(attr("db.system.name", s("postgresql".into())));
@@ -158,6 +163,18 @@ fn ingest(c: &mut Criterion) {
             let request =
                 ExportTraceServiceRequest::decode(&payloads[i % payloads.len()][..]).unwrap();
             convert_request(request)
+        })
+    });
+    group.bench_function("decode_convert_encode", |b| {
+        b.iter(|| {
+            i += 1;
+            let request =
+                ExportTraceServiceRequest::decode(&payloads[i % payloads.len()][..]).unwrap();
+            let chunks = group_by_trace(convert_request(request).spans);
+            chunks
+                .iter()
+                .map(|c| encode_chunk(&c.spans).len())
+                .sum::<usize>()
         })
     });
     let dir = tempfile::tempdir().unwrap();

@@ -31,10 +31,10 @@ fn datagram(n: u64) -> Vec<u8> {
         concat!(
             "{{\"format\": \"json\", \"version\": 1}}\n",
             "{{\"name\": \"search-service\", \"id\": \"{root}\", \"trace_id\": \"{trace}\", ",
-            "\"start_time\": {s0:.6}, \"end_time\": {s1:.6}, \"origin\": \"AWS::EC2::Instance\", ",
+            "\"start_time\": {s0:.6}, \"end_time\": {s1:.6}, ",
             "\"aws\": {{\"xray\": {{\"sdk\": \"X-Ray for Python\", \"sdk_version\": \"2.15.0\"}}}}, ",
             "\"http\": {{\"request\": {{\"method\": \"GET\", \"url\": \"https://books.example/search?q=dune&page={n}\", ",
-            "\"client_ip\": \"10.0.3.17\", \"user_agent\": \"Mozilla/5.0 bookstore-load/1.0\"}}, ",
+            "\"client_ip\": \"10.0.3.17\"}}, ",
             "\"response\": {{\"status\": 200, \"content_length\": 5120}}}}, ",
             "\"annotations\": {{\"correlation_id\": \"req_{n:012x}\", \"results\": 12}}, ",
             "\"subsegments\": [",
@@ -42,7 +42,7 @@ fn datagram(n: u64) -> Vec<u8> {
             "\"http\": {{\"request\": {{\"method\": \"POST\", \"url\": \"http://es.internal:9200/books/_search\"}}, \"response\": {{\"status\": 200}}}}}}, ",
             "{{\"name\": \"bookstore@db.internal\", \"id\": \"{b}\", \"namespace\": \"remote\", \"start_time\": {s3:.6}, \"end_time\": {s4:.6}, ",
             "\"sql\": {{\"url\": \"postgresql://db.internal:5432/bookstore\", \"sanitized_query\": \"SELECT id, title, author FROM books WHERE id = ANY(?)\", ",
-            "\"database_type\": \"PostgreSQL\", \"user\": \"app\"}}}}, ",
+            "\"database_type\": \"PostgreSQL\"}}}}, ",
             "{{\"name\": \"render\", \"id\": \"{c}\", \"start_time\": {s4:.6}, \"end_time\": {s1:.6}}}",
             "]}}"
         ),

@@ -29,34 +29,56 @@ pub enum CodecError {
 }
 
 /// Encodes the spans of one chunk (they share a trace id, kept in the key).
+///
+/// This is the ingest hot path, so it writes the protobuf wire format straight
+/// from the model instead of first copying every string into the generated
+/// types; `tests::direct_encoding_matches_prost` checks it byte for byte against
+/// prost's own encoding of the same chunk.
 pub fn encode_chunk(spans: &[Span]) -> Vec<u8> {
     let mut resources: Vec<&Arc<Resource>> = Vec::new();
     let mut scopes: Vec<&Arc<Scope>> = Vec::new();
-    let mut stored = Vec::with_capacity(spans.len());
+    let mut refs = Vec::with_capacity(spans.len());
     for span in spans {
-        let resource = intern(&mut resources, &span.resource);
-        let scope = intern(&mut scopes, &span.scope);
-        stored.push(encode_span(span, resource, scope));
+        refs.push((
+            intern(&mut resources, &span.resource),
+            intern(&mut scopes, &span.scope),
+        ));
     }
-    let chunk = pb::SpanChunk {
-        resources: resources
-            .iter()
-            .map(|r| pb::Resource {
-                service: r.service.clone(),
-                attributes: encode_attrs(&r.attributes),
-            })
-            .collect(),
-        scopes: scopes
-            .iter()
-            .map(|s| pb::Scope {
-                name: s.name.clone(),
-                version: s.version.clone(),
-                attributes: encode_attrs(&s.attributes),
-            })
-            .collect(),
-        spans: stored,
-    };
-    chunk.encode_to_vec()
+    let mut size = 0;
+    for resource in &resources {
+        size += nested_len(1, resource_len(resource));
+    }
+    for scope in &scopes {
+        size += nested_len(2, scope_len(scope));
+    }
+    let span_lens: Vec<usize> = spans
+        .iter()
+        .zip(&refs)
+        .map(|(span, (r, s))| span_len(span, *r, *s))
+        .collect();
+    size += span_lens
+        .iter()
+        .map(|len| nested_len(3, *len))
+        .sum::<usize>();
+
+    let mut buf = Vec::with_capacity(size);
+    for resource in &resources {
+        put_nested(&mut buf, 1, resource_len(resource));
+        put_string(&mut buf, 1, &resource.service);
+        put_attrs(&mut buf, 2, &resource.attributes);
+    }
+    for scope in &scopes {
+        put_nested(&mut buf, 2, scope_len(scope));
+        put_string(&mut buf, 1, &scope.name);
+        put_string(&mut buf, 2, &scope.version);
+        put_attrs(&mut buf, 3, &scope.attributes);
+    }
+    for ((span, (resource, scope)), len) in spans.iter().zip(&refs).zip(span_lens) {
+        put_nested(&mut buf, 3, len);
+        put_span(&mut buf, span, *resource, *scope);
+    }
+    debug_assert_eq!(buf.len(), size);
+    buf
 }
 
 /// Index of `item` in `list`, adding it if absent. Spans of one request share
@@ -74,76 +96,240 @@ fn intern<'a, T: PartialEq>(list: &mut Vec<&'a Arc<T>>, item: &'a Arc<T>) -> u32
     index as u32
 }
 
-fn encode_span(span: &Span, resource: u32, scope: u32) -> pb::StoredSpan {
-    pb::StoredSpan {
-        span_id: u64::from_be_bytes(span.span_id.0),
-        parent_span_id: span.parent_span_id.map(|p| u64::from_be_bytes(p.0)),
-        resource,
-        scope,
-        name: span.name.clone(),
-        kind: span.kind as u32,
-        start_ns: span.start_ns,
-        duration_ns: span.duration_ns(),
-        status_code: span.status.code as u32,
-        status_message: span.status.message.clone(),
-        attributes: encode_attrs(&span.attributes),
-        events: span
-            .events
-            .iter()
-            .map(|e| pb::Event {
-                time_offset_ns: (e.time_ns as i64).wrapping_sub(span.start_ns as i64),
-                name: e.name.clone(),
-                attributes: encode_attrs(&e.attributes),
-                dropped_attributes: e.dropped_attributes,
-            })
-            .collect(),
-        links: span
-            .links
-            .iter()
-            .map(|l| pb::Link {
-                trace_id: l.trace_id.0.to_vec(),
-                span_id: u64::from_be_bytes(l.span_id.0),
-                trace_state: l.trace_state.clone(),
-                attributes: encode_attrs(&l.attributes),
-                flags: l.flags,
-                dropped_attributes: l.dropped_attributes,
-            })
-            .collect(),
-        trace_state: span.trace_state.clone(),
-        flags: span.flags,
-        dropped_attributes: span.dropped_attributes,
-        dropped_events: span.dropped_events,
-        dropped_links: span.dropped_links,
+// Wire-format writers. Like prost, proto3 scalars at their default are left
+// out, oneof members and present optionals are always written.
+
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
+
+fn nested_len(tag: u32, len: usize) -> usize {
+    key_len(tag) + encoded_len_varint(len as u64) + len
+}
+
+fn put_nested(buf: &mut Vec<u8>, tag: u32, len: usize) {
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(len as u64, buf);
+}
+
+fn string_len(tag: u32, value: &str) -> usize {
+    if value.is_empty() {
+        0
+    } else {
+        nested_len(tag, value.len())
     }
 }
 
-fn encode_attrs(attrs: &[KeyValue]) -> Vec<pb::KeyValue> {
-    attrs
-        .iter()
-        .map(|kv| pb::KeyValue {
-            key: kv.key.clone(),
-            value: Some(encode_value(&kv.value)),
-        })
-        .collect()
+fn put_string(buf: &mut Vec<u8>, tag: u32, value: &str) {
+    if !value.is_empty() {
+        put_nested(buf, tag, value.len());
+        buf.extend_from_slice(value.as_bytes());
+    }
 }
 
-fn encode_value(value: &AttrValue) -> pb::AnyValue {
-    use pb::any_value::Value as V;
-    let inner = match value {
-        AttrValue::Empty => None,
-        AttrValue::String(s) => Some(V::StringValue(s.clone())),
-        AttrValue::Bool(b) => Some(V::BoolValue(*b)),
-        AttrValue::Int(i) => Some(V::IntValue(*i)),
-        AttrValue::Double(d) => Some(V::DoubleValue(*d)),
-        AttrValue::Bytes(b) => Some(V::BytesValue(b.clone())),
-        AttrValue::Array(items) => Some(V::ArrayValue(pb::ArrayValue {
-            values: items.iter().map(encode_value).collect(),
-        })),
-        AttrValue::Map(entries) => Some(V::MapValue(pb::KeyValueList {
-            values: encode_attrs(entries),
-        })),
+fn varint_len(tag: u32, value: u64) -> usize {
+    if value == 0 {
+        0
+    } else {
+        key_len(tag) + encoded_len_varint(value)
+    }
+}
+
+fn put_varint(buf: &mut Vec<u8>, tag: u32, value: u64) {
+    if value != 0 {
+        encode_key(tag, WireType::Varint, buf);
+        encode_varint(value, buf);
+    }
+}
+
+fn put_fixed64(buf: &mut Vec<u8>, tag: u32, value: u64) {
+    encode_key(tag, WireType::SixtyFourBit, buf);
+    buf.extend_from_slice(&value.to_le_bytes());
+}
+
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+fn resource_len(resource: &Resource) -> usize {
+    string_len(1, &resource.service) + attrs_len(2, &resource.attributes)
+}
+
+fn scope_len(scope: &Scope) -> usize {
+    string_len(1, &scope.name) + string_len(2, &scope.version) + attrs_len(3, &scope.attributes)
+}
+
+fn attrs_len(tag: u32, attrs: &[KeyValue]) -> usize {
+    attrs.iter().map(|kv| nested_len(tag, kv_len(kv))).sum()
+}
+
+fn put_attrs(buf: &mut Vec<u8>, tag: u32, attrs: &[KeyValue]) {
+    for kv in attrs {
+        put_nested(buf, tag, kv_len(kv));
+        put_string(buf, 1, &kv.key);
+        put_nested(buf, 2, value_len(&kv.value));
+        put_value(buf, &kv.value);
+    }
+}
+
+fn kv_len(kv: &KeyValue) -> usize {
+    string_len(1, &kv.key) + nested_len(2, value_len(&kv.value))
+}
+
+/// Length of an `AnyValue` message body.
+fn value_len(value: &AttrValue) -> usize {
+    match value {
+        AttrValue::Empty => 0,
+        AttrValue::String(s) => nested_len(1, s.len()),
+        AttrValue::Bool(_) => key_len(2) + 1,
+        AttrValue::Int(i) => key_len(3) + encoded_len_varint(zigzag(*i)),
+        AttrValue::Double(_) => key_len(4) + 8,
+        AttrValue::Bytes(b) => nested_len(5, b.len()),
+        AttrValue::Array(items) => nested_len(6, array_len(items)),
+        AttrValue::Map(entries) => nested_len(7, attrs_len(1, entries)),
+    }
+}
+
+fn array_len(items: &[AttrValue]) -> usize {
+    items
+        .iter()
+        .map(|item| nested_len(1, value_len(item)))
+        .sum()
+}
+
+fn put_value(buf: &mut Vec<u8>, value: &AttrValue) {
+    match value {
+        AttrValue::Empty => {}
+        AttrValue::String(s) => {
+            put_nested(buf, 1, s.len());
+            buf.extend_from_slice(s.as_bytes());
+        }
+        AttrValue::Bool(b) => {
+            encode_key(2, WireType::Varint, buf);
+            encode_varint(u64::from(*b), buf);
+        }
+        AttrValue::Int(i) => {
+            encode_key(3, WireType::Varint, buf);
+            encode_varint(zigzag(*i), buf);
+        }
+        AttrValue::Double(d) => {
+            encode_key(4, WireType::SixtyFourBit, buf);
+            buf.extend_from_slice(&d.to_le_bytes());
+        }
+        AttrValue::Bytes(b) => {
+            put_nested(buf, 5, b.len());
+            buf.extend_from_slice(b);
+        }
+        AttrValue::Array(items) => {
+            put_nested(buf, 6, array_len(items));
+            for item in items {
+                put_nested(buf, 1, value_len(item));
+                put_value(buf, item);
+            }
+        }
+        AttrValue::Map(entries) => {
+            put_nested(buf, 7, attrs_len(1, entries));
+            put_attrs(buf, 1, entries);
+        }
+    }
+}
+
+fn event_offset(event: &Event, span: &Span) -> i64 {
+    (event.time_ns as i64).wrapping_sub(span.start_ns as i64)
+}
+
+fn event_len(event: &Event, span: &Span) -> usize {
+    varint_len(1, zigzag(event_offset(event, span)))
+        + string_len(2, &event.name)
+        + attrs_len(3, &event.attributes)
+        + varint_len(4, u64::from(event.dropped_attributes))
+}
+
+fn link_len(link: &Link) -> usize {
+    nested_len(1, TraceId::LEN)
+        + key_len(2)
+        + 8
+        + string_len(3, &link.trace_state)
+        + attrs_len(4, &link.attributes)
+        + varint_len(5, u64::from(link.flags))
+        + varint_len(6, u64::from(link.dropped_attributes))
+}
+
+fn span_len(span: &Span, resource: u32, scope: u32) -> usize {
+    let id = if span.span_id.0 == [0; 8] {
+        0
+    } else {
+        key_len(1) + 8
     };
-    pb::AnyValue { value: inner }
+    id + span.parent_span_id.map_or(0, |_| key_len(2) + 8)
+        + varint_len(3, u64::from(resource))
+        + varint_len(4, u64::from(scope))
+        + string_len(5, &span.name)
+        + varint_len(6, span.kind as u64)
+        + if span.start_ns == 0 {
+            0
+        } else {
+            key_len(7) + 8
+        }
+        + varint_len(8, span.duration_ns())
+        + varint_len(9, span.status.code as u64)
+        + string_len(10, &span.status.message)
+        + attrs_len(11, &span.attributes)
+        + span
+            .events
+            .iter()
+            .map(|e| nested_len(12, event_len(e, span)))
+            .sum::<usize>()
+        + span
+            .links
+            .iter()
+            .map(|l| nested_len(13, link_len(l)))
+            .sum::<usize>()
+        + string_len(14, &span.trace_state)
+        + varint_len(15, u64::from(span.flags))
+        + varint_len(16, u64::from(span.dropped_attributes))
+        + varint_len(17, u64::from(span.dropped_events))
+        + varint_len(18, u64::from(span.dropped_links))
+}
+
+fn put_span(buf: &mut Vec<u8>, span: &Span, resource: u32, scope: u32) {
+    if span.span_id.0 != [0; 8] {
+        put_fixed64(buf, 1, u64::from_be_bytes(span.span_id.0));
+    }
+    if let Some(parent) = span.parent_span_id {
+        put_fixed64(buf, 2, u64::from_be_bytes(parent.0));
+    }
+    put_varint(buf, 3, u64::from(resource));
+    put_varint(buf, 4, u64::from(scope));
+    put_string(buf, 5, &span.name);
+    put_varint(buf, 6, span.kind as u64);
+    if span.start_ns != 0 {
+        put_fixed64(buf, 7, span.start_ns);
+    }
+    put_varint(buf, 8, span.duration_ns());
+    put_varint(buf, 9, span.status.code as u64);
+    put_string(buf, 10, &span.status.message);
+    put_attrs(buf, 11, &span.attributes);
+    for event in &span.events {
+        put_nested(buf, 12, event_len(event, span));
+        put_varint(buf, 1, zigzag(event_offset(event, span)));
+        put_string(buf, 2, &event.name);
+        put_attrs(buf, 3, &event.attributes);
+        put_varint(buf, 4, u64::from(event.dropped_attributes));
+    }
+    for link in &span.links {
+        put_nested(buf, 13, link_len(link));
+        put_nested(buf, 1, TraceId::LEN);
+        buf.extend_from_slice(link.trace_id.as_bytes());
+        put_fixed64(buf, 2, u64::from_be_bytes(link.span_id.0));
+        put_string(buf, 3, &link.trace_state);
+        put_attrs(buf, 4, &link.attributes);
+        put_varint(buf, 5, u64::from(link.flags));
+        put_varint(buf, 6, u64::from(link.dropped_attributes));
+    }
+    put_string(buf, 14, &span.trace_state);
+    put_varint(buf, 15, u64::from(span.flags));
+    put_varint(buf, 16, u64::from(span.dropped_attributes));
+    put_varint(buf, 17, u64::from(span.dropped_events));
+    put_varint(buf, 18, u64::from(span.dropped_links));
 }
 
 /// Decodes one stored chunk back to spans of `trace_id`.
@@ -269,6 +455,110 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The straightforward encoder through prost's generated types: the reference
+    /// the direct encoder must match byte for byte.
+    fn encode_chunk_reference(spans: &[Span]) -> Vec<u8> {
+        let mut resources: Vec<&Arc<Resource>> = Vec::new();
+        let mut scopes: Vec<&Arc<Scope>> = Vec::new();
+        let mut stored = Vec::with_capacity(spans.len());
+        for span in spans {
+            let resource = intern(&mut resources, &span.resource);
+            let scope = intern(&mut scopes, &span.scope);
+            stored.push(encode_span_reference(span, resource, scope));
+        }
+        let chunk = pb::SpanChunk {
+            resources: resources
+                .iter()
+                .map(|r| pb::Resource {
+                    service: r.service.clone(),
+                    attributes: encode_attrs_reference(&r.attributes),
+                })
+                .collect(),
+            scopes: scopes
+                .iter()
+                .map(|s| pb::Scope {
+                    name: s.name.clone(),
+                    version: s.version.clone(),
+                    attributes: encode_attrs_reference(&s.attributes),
+                })
+                .collect(),
+            spans: stored,
+        };
+        chunk.encode_to_vec()
+    }
+
+    fn encode_span_reference(span: &Span, resource: u32, scope: u32) -> pb::StoredSpan {
+        pb::StoredSpan {
+            span_id: u64::from_be_bytes(span.span_id.0),
+            parent_span_id: span.parent_span_id.map(|p| u64::from_be_bytes(p.0)),
+            resource,
+            scope,
+            name: span.name.clone(),
+            kind: span.kind as u32,
+            start_ns: span.start_ns,
+            duration_ns: span.duration_ns(),
+            status_code: span.status.code as u32,
+            status_message: span.status.message.clone(),
+            attributes: encode_attrs_reference(&span.attributes),
+            events: span
+                .events
+                .iter()
+                .map(|e| pb::Event {
+                    time_offset_ns: (e.time_ns as i64).wrapping_sub(span.start_ns as i64),
+                    name: e.name.clone(),
+                    attributes: encode_attrs_reference(&e.attributes),
+                    dropped_attributes: e.dropped_attributes,
+                })
+                .collect(),
+            links: span
+                .links
+                .iter()
+                .map(|l| pb::Link {
+                    trace_id: l.trace_id.0.to_vec(),
+                    span_id: u64::from_be_bytes(l.span_id.0),
+                    trace_state: l.trace_state.clone(),
+                    attributes: encode_attrs_reference(&l.attributes),
+                    flags: l.flags,
+                    dropped_attributes: l.dropped_attributes,
+                })
+                .collect(),
+            trace_state: span.trace_state.clone(),
+            flags: span.flags,
+            dropped_attributes: span.dropped_attributes,
+            dropped_events: span.dropped_events,
+            dropped_links: span.dropped_links,
+        }
+    }
+
+    fn encode_attrs_reference(attrs: &[KeyValue]) -> Vec<pb::KeyValue> {
+        attrs
+            .iter()
+            .map(|kv| pb::KeyValue {
+                key: kv.key.clone(),
+                value: Some(encode_value_reference(&kv.value)),
+            })
+            .collect()
+    }
+
+    fn encode_value_reference(value: &AttrValue) -> pb::AnyValue {
+        use pb::any_value::Value as V;
+        let inner = match value {
+            AttrValue::Empty => None,
+            AttrValue::String(s) => Some(V::StringValue(s.clone())),
+            AttrValue::Bool(b) => Some(V::BoolValue(*b)),
+            AttrValue::Int(i) => Some(V::IntValue(*i)),
+            AttrValue::Double(d) => Some(V::DoubleValue(*d)),
+            AttrValue::Bytes(b) => Some(V::BytesValue(b.clone())),
+            AttrValue::Array(items) => Some(V::ArrayValue(pb::ArrayValue {
+                values: items.iter().map(encode_value_reference).collect(),
+            })),
+            AttrValue::Map(entries) => Some(V::MapValue(pb::KeyValueList {
+                values: encode_attrs_reference(entries),
+            })),
+        };
+        pb::AnyValue { value: inner }
+    }
+
     fn arb_value() -> impl Strategy<Value = AttrValue> {
         let leaf = prop_oneof![
             Just(AttrValue::Empty),
@@ -353,6 +643,11 @@ pub(crate) mod tests {
     }
 
     proptest! {
+        #[test]
+        fn direct_encoding_matches_prost(spans in proptest::collection::vec(arb_span(TraceId([7; 16])), 0..6)) {
+            prop_assert_eq!(encode_chunk(&spans), encode_chunk_reference(&spans));
+        }
+
         #[test]
         fn chunk_round_trips(spans in proptest::collection::vec(arb_span(TraceId([7; 16])), 0..6)) {
             let bytes = encode_chunk(&spans);

@@ -14,6 +14,7 @@ use crate::config::{AckMode, Config, ConfigError};
 use crate::ingest::Ingest;
 use crate::receivers::otlp::{self, OtlpReceiver};
 use crate::receivers::xray::{self, udp::XrayUdp};
+use crate::receivers::zipkin::{self, http::ZipkinReceiver};
 use crate::storage::rocks::{RocksOptions, RocksStore};
 use crate::storage::{StorageError, TraceStore};
 use crate::telemetry::Telemetry;
@@ -49,6 +50,7 @@ pub struct Running {
     pub http_addr: SocketAddr,
     /// UDP for segments and TCP for sampling, on the same port.
     pub xray_addr: SocketAddr,
+    pub zipkin_addr: SocketAddr,
     shutdown: CancellationToken,
     servers: JoinSet<Result<(), AppError>>,
     store: Arc<RocksStore>,
@@ -91,6 +93,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         telemetry: telemetry.clone(),
         max_depth: config.xray.max_segment_depth,
     });
+    let zipkin_receiver = Arc::new(ZipkinReceiver {
+        ingest: ingest.clone(),
+        telemetry: telemetry.clone(),
+        max_message_bytes: config.limits.max_message_bytes,
+    });
     let receiver = Arc::new(OtlpReceiver {
         ingest,
         telemetry: telemetry.clone(),
@@ -108,11 +115,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let grpc_listener = bind("otlp-grpc", config.bind, config.otlp_grpc_port).await?;
     let otlp_http_listener = bind("otlp-http", config.bind, config.otlp_http_port).await?;
     let http_listener = bind("http", config.bind, config.http_port).await?;
+    let zipkin_listener = bind("zipkin", config.bind, config.zipkin_port).await?;
     let (xray_socket, xray_tcp) = bind_xray(&config).await?;
     let otlp_grpc_addr = local_addr(&grpc_listener);
     let otlp_http_addr = local_addr(&otlp_http_listener);
     let http_addr = local_addr(&http_listener);
     let xray_addr = local_addr(&xray_tcp);
+    let zipkin_addr = local_addr(&zipkin_listener);
 
     let mut servers = JoinSet::new();
     {
@@ -148,6 +157,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     );
     spawn_axum(
         &mut servers,
+        "zipkin",
+        zipkin_listener,
+        zipkin::http::router(zipkin_receiver),
+        shutdown.clone(),
+    );
+    spawn_axum(
+        &mut servers,
         "xray-sampling",
         xray_tcp,
         xray::sampling::router(config.xray.sampling_rules.clone()),
@@ -166,7 +182,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     }
     ready.store(true, Ordering::Release);
     tracing::info!(
-        %otlp_grpc_addr, %otlp_http_addr, %http_addr, %xray_addr,
+        %otlp_grpc_addr, %otlp_http_addr, %http_addr, %xray_addr, %zipkin_addr,
         data_dir = %config.data_dir.display(),
         "tracemap is ready"
     );
@@ -175,6 +191,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         otlp_http_addr,
         http_addr,
         xray_addr,
+        zipkin_addr,
         shutdown,
         servers,
         store,

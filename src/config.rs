@@ -44,6 +44,8 @@ pub struct Config {
     pub http_port: u16,
     /// X-Ray daemon port: segments on UDP, sampling API on TCP (0 picks a free one).
     pub xray_port: u16,
+    /// Zipkin v2 HTTP port (0 picks a free one).
+    pub zipkin_port: u16,
     pub limits: Limits,
     pub storage: StorageConfig,
     pub assembly: AssemblyConfig,
@@ -60,6 +62,7 @@ impl Default for Config {
             otlp_http_port: 4318,
             http_port: 16686,
             xray_port: 2000,
+            zipkin_port: 9411,
             limits: Limits::default(),
             storage: StorageConfig::default(),
             assembly: AssemblyConfig::default(),
@@ -286,6 +289,7 @@ impl Config {
             self.otlp_http_port,
             self.http_port,
             self.xray_port,
+            self.zipkin_port,
         ];
         for (i, a) in ports.iter().enumerate() {
             if *a != 0 && ports[i + 1..].contains(a) {

@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Receive spans (OTLP gRPC and HTTP, X-Ray UDP), store them, and serve the query API.
+    /// Receive spans (OTLP gRPC and HTTP, X-Ray UDP, Zipkin), store them, and serve the query API.
     Serve(ServeArgs),
 }
 
@@ -49,6 +49,9 @@ struct ServeArgs {
     /// X-Ray daemon port, UDP segments and TCP sampling [default: 2000]
     #[arg(long)]
     xray_port: Option<u16>,
+    /// Zipkin v2 HTTP port [default: 9411]
+    #[arg(long)]
+    zipkin_port: Option<u16>,
 }
 
 impl ServeArgs {
@@ -74,6 +77,9 @@ impl ServeArgs {
         }
         if let Some(port) = self.xray_port {
             config.xray_port = port;
+        }
+        if let Some(port) = self.zipkin_port {
+            config.zipkin_port = port;
         }
         config.validate()?;
         Ok(config)

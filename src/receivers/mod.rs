@@ -2,5 +2,10 @@
 //! the batch to ingest, and answer the client. Each has the same files: `mod.rs`
 //! (shared handling and error mapping), a transport per protocol, `convert.rs`.
 
+pub mod body;
+pub mod error;
 pub mod otlp;
 pub mod xray;
+pub mod zipkin;
+
+pub use error::{ExportError, RETRY_AFTER};

@@ -24,6 +24,7 @@ pub struct TestServer {
     pub api_url: String,
     /// X-Ray daemon address: UDP segments, TCP sampling.
     pub xray_addr: std::net::SocketAddr,
+    pub zipkin_url: String,
     pub data_dir: tempfile::TempDir,
     token: CancellationToken,
     running: Option<Running>,
@@ -42,6 +43,7 @@ impl TestServer {
             otlp_http_port: 0,
             http_port: 0,
             xray_port: 0,
+            zipkin_port: 0,
             ..Config::default()
         };
         adjust(&mut config);
@@ -52,6 +54,7 @@ impl TestServer {
             otlp_http_url: format!("http://{}/v1/traces", running.otlp_http_addr),
             api_url: format!("http://{}", running.http_addr),
             xray_addr: running.xray_addr,
+            zipkin_url: format!("http://{}/api/v2/spans", running.zipkin_addr),
             data_dir,
             token,
             running: Some(running),
@@ -208,6 +211,7 @@ impl ServerProcess {
             .args(["--otlp-http-port", &otlp_http_port.to_string()])
             .args(["--http-port", &http_port.to_string()])
             .args(["--xray-port", &free_port().to_string()])
+            .args(["--zipkin-port", &free_port().to_string()])
             .env("TRACEMAP_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

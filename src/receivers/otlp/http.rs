@@ -5,7 +5,6 @@
 //! held whole), decoded, and answered in the request's own content type. Error
 //! bodies are `google.rpc.Status`, as the OTLP specification asks.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -14,13 +13,13 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use flate2::read::GzDecoder;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
 
 use super::{ExportError, OtlpReceiver, HTTP, RETRY_AFTER};
+use crate::receivers::body;
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -72,7 +71,10 @@ fn request_format(headers: &HeaderMap) -> Result<Format, ExportError> {
     match media_type.as_str() {
         PROTOBUF => Ok(Format::Protobuf),
         JSON => Ok(Format::Json),
-        _ => Err(ExportError::UnsupportedMediaType(content_type.to_string())),
+        _ => Err(ExportError::UnsupportedMediaType {
+            got: content_type.to_string(),
+            expected: "application/x-protobuf or application/json",
+        }),
     }
 }
 
@@ -80,22 +82,14 @@ async fn decode(
     receiver: &OtlpReceiver,
     headers: &HeaderMap,
     format: Format,
-    body: Body,
+    request_body: Body,
 ) -> Result<(ExportTraceServiceRequest, Vec<crate::ingest::Reservation>), ExportError> {
     let limit = receiver.max_message_bytes;
-    let gzip = match headers
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
-    {
-        None => false,
-        Some(encoding) if encoding.is_empty() || encoding == "identity" => false,
-        Some(encoding) if encoding == "gzip" => true,
-        Some(other) => return Err(ExportError::UnsupportedEncoding(other)),
-    };
-    let raw = read_limited(body, limit).await?;
+    let gzip = body::is_gzip(headers)?;
+    let raw = body::read_limited(request_body, limit).await?;
     let mut reservations = vec![receiver.ingest.reserve(raw.len())?];
     let bytes = if gzip {
-        let inflated = gunzip_limited(&raw, limit)?;
+        let inflated = body::gunzip_limited(&raw, limit)?;
         reservations.push(receiver.ingest.reserve(inflated.len())?);
         Bytes::from(inflated)
     } else {
@@ -108,31 +102,6 @@ async fn decode(
             .map_err(|e| ExportError::Malformed(format!("JSON: {e}")))?,
     };
     Ok((request, reservations))
-}
-
-/// Reads the body, refusing as soon as it passes `limit` bytes.
-async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ExportError> {
-    use http_body_util::{BodyExt, LengthLimitError, Limited};
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ExportError::TooLarge { limit })
-        }
-        Err(error) => Err(ExportError::Malformed(format!("reading the body: {error}"))),
-    }
-}
-
-/// Inflates gzip, stopping one byte past `limit` so a bomb costs at most `limit`.
-fn gunzip_limited(compressed: &[u8], limit: usize) -> Result<Vec<u8>, ExportError> {
-    let mut out = Vec::with_capacity((compressed.len() * 4).min(limit));
-    GzDecoder::new(compressed)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| ExportError::Malformed(format!("gzip: {e}")))?;
-    if out.len() > limit {
-        return Err(ExportError::TooLarge { limit });
-    }
-    Ok(out)
 }
 
 fn success(format: Format, response: ExportTraceServiceResponse) -> Response {
@@ -190,35 +159,6 @@ fn error_response(format: Format, error: &ExportError) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::write::GzEncoder;
-    use std::io::Write;
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(data).unwrap();
-        encoder.finish().unwrap()
-    }
-
-    #[test]
-    fn gunzip_within_the_limit() {
-        assert_eq!(gunzip_limited(&gzip(b"hello"), 5).unwrap(), b"hello");
-    }
-
-    #[test]
-    fn gunzip_past_the_limit_is_too_large() {
-        assert!(matches!(
-            gunzip_limited(&gzip(&[0u8; 10_000]), 9_999),
-            Err(ExportError::TooLarge { limit: 9_999 })
-        ));
-    }
-
-    #[test]
-    fn broken_gzip_is_malformed() {
-        assert!(matches!(
-            gunzip_limited(b"not gzip at all", 100),
-            Err(ExportError::Malformed(_))
-        ));
-    }
 
     #[test]
     fn media_types_with_parameters_are_understood() {
@@ -231,7 +171,7 @@ mod tests {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         assert!(matches!(
             request_format(&headers),
-            Err(ExportError::UnsupportedMediaType(_))
+            Err(ExportError::UnsupportedMediaType { .. })
         ));
     }
 
@@ -247,7 +187,11 @@ mod tests {
             StatusCode::PAYLOAD_TOO_LARGE
         );
         assert_eq!(
-            ExportError::UnsupportedMediaType("x".into()).http_status(),
+            ExportError::UnsupportedMediaType {
+                got: "x".into(),
+                expected: "y"
+            }
+            .http_status(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE
         );
     }

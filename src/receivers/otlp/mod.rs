@@ -10,4 +10,5 @@ mod export;
 pub mod grpc;
 pub mod http;
 
-pub use export::{ExportError, OtlpReceiver, GRPC, HTTP, RETRY_AFTER};
+pub use crate::receivers::error::{ExportError, RETRY_AFTER};
+pub use export::{OtlpReceiver, GRPC, HTTP};

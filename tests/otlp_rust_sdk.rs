@@ -253,6 +253,10 @@ async fn grpc_exporter_plain_and_gzip_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_and_invalid_trace_ids_answer_clearly() {
     let server = TestServer::start().await;
+    let (status, body) = common::get_text(&format!("{}/healthz", server.api_url)).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    let (status, body) = common::get_text(&format!("{}/readyz", server.api_url)).await;
+    assert_eq!((status, body.as_str()), (200, "ready"));
     let (status, body) = get_json(&format!(
         "{}/api/traces/0af7651916cd43dd8448eb211c80319c",
         server.api_url

@@ -215,6 +215,32 @@ mod tests {
     }
 
     #[test]
+    fn fsync_ack_mode_writes_and_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = RocksOptions {
+            sync_writes: true,
+            ..RocksOptions::default()
+        };
+        let store = RocksStore::open(dir.path(), &options).unwrap();
+        let trace_id = TraceId([5; 16]);
+        let span = Span {
+            trace_id,
+            span_id: SpanId([6; 8]),
+            ..Span::default()
+        };
+        store
+            .append(
+                1,
+                &[TraceChunk {
+                    trace_id,
+                    spans: vec![span.clone()],
+                }],
+            )
+            .unwrap();
+        assert_eq!(store.trace(trace_id).unwrap().unwrap().spans, vec![span]);
+    }
+
+    #[test]
     fn a_second_process_cannot_open_the_same_dir() {
         let dir = tempfile::tempdir().unwrap();
         let _first = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();

@@ -70,3 +70,22 @@ impl ExportError {
         }
     }
 }
+
+/// Why one span of a batch was refused while the rest were kept; the
+/// `reason` label on `tracemap_spans_rejected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanRejection {
+    InvalidTraceId,
+    InvalidSpanId,
+    InvalidParentSpanId,
+}
+
+impl SpanRejection {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::InvalidTraceId => "invalid_trace_id",
+            Self::InvalidSpanId => "invalid_span_id",
+            Self::InvalidParentSpanId => "invalid_parent_span_id",
+        }
+    }
+}

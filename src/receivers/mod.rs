@@ -8,4 +8,4 @@ pub mod otlp;
 pub mod xray;
 pub mod zipkin;
 
-pub use error::{ExportError, RETRY_AFTER};
+pub use error::{ExportError, SpanRejection, RETRY_AFTER};

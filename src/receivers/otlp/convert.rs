@@ -16,24 +16,7 @@ use crate::model::{
     semconv, AttrValue, Event, IdError, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind,
     Status, StatusCode, TraceId,
 };
-
-/// Why one span of a batch was refused; the label on `tracemap_spans_rejected_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpanRejection {
-    InvalidTraceId,
-    InvalidSpanId,
-    InvalidParentSpanId,
-}
-
-impl SpanRejection {
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::InvalidTraceId => "invalid_trace_id",
-            Self::InvalidSpanId => "invalid_span_id",
-            Self::InvalidParentSpanId => "invalid_parent_span_id",
-        }
-    }
-}
+use crate::receivers::SpanRejection;
 
 /// The spans of a request that were accepted, and what was refused.
 #[derive(Debug, Default)]

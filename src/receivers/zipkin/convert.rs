@@ -25,6 +25,7 @@ use crate::model::{
     semconv, AttrValue, Event, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status,
     StatusCode, TraceId,
 };
+use crate::receivers::SpanRejection;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -58,24 +59,6 @@ struct Endpoint {
 struct Annotation {
     timestamp: u64,
     value: String,
-}
-
-/// Why a span was refused; the label on `tracemap_spans_rejected_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpanRejection {
-    InvalidTraceId,
-    InvalidSpanId,
-    InvalidParentSpanId,
-}
-
-impl SpanRejection {
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::InvalidTraceId => "invalid_trace_id",
-            Self::InvalidSpanId => "invalid_span_id",
-            Self::InvalidParentSpanId => "invalid_parent_span_id",
-        }
-    }
 }
 
 /// Converts a posted list; returns the spans and the refusals.

@@ -96,6 +96,8 @@ pub struct TraceSummary {
     pub correlation_ids: Vec<String>,
     /// False while the trace may still receive spans.
     pub complete: bool,
+    /// When the newest span this summary covers was received (µs).
+    pub last_received_us: u64,
 }
 
 impl TraceSummary {
@@ -139,6 +141,7 @@ impl TraceSummary {
             services,
             correlation_ids,
             complete,
+            last_received_us: trace.last_received_us,
         }
     }
 }

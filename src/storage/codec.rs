@@ -10,7 +10,7 @@ use prost::Message;
 
 use crate::model::{
     AttrValue, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode,
-    TraceId,
+    TraceId, TraceSummary,
 };
 
 #[allow(clippy::all, missing_docs)]
@@ -330,6 +330,40 @@ fn put_span(buf: &mut Vec<u8>, span: &Span, resource: u32, scope: u32) {
     put_varint(buf, 16, u64::from(span.dropped_attributes));
     put_varint(buf, 17, u64::from(span.dropped_events));
     put_varint(buf, 18, u64::from(span.dropped_links));
+}
+
+/// Encodes a completed trace's summary (the `traces` column family value).
+pub fn encode_summary(summary: &TraceSummary) -> Vec<u8> {
+    pb::TraceSummary {
+        root_service: summary.root_service.clone(),
+        root_operation: summary.root_operation.clone(),
+        start_ns: summary.start_ns,
+        duration_ns: summary.duration_ns,
+        span_count: u32::try_from(summary.span_count).unwrap_or(u32::MAX),
+        error_count: u32::try_from(summary.error_count).unwrap_or(u32::MAX),
+        services: summary.services.clone(),
+        correlation_ids: summary.correlation_ids.clone(),
+        last_received_us: summary.last_received_us,
+    }
+    .encode_to_vec()
+}
+
+/// Decodes a summary of `trace_id`; `complete` is the caller's to set.
+pub fn decode_summary(trace_id: TraceId, bytes: &[u8]) -> Result<TraceSummary, CodecError> {
+    let s = pb::TraceSummary::decode(bytes)?;
+    Ok(TraceSummary {
+        trace_id,
+        root_service: s.root_service,
+        root_operation: s.root_operation,
+        start_ns: s.start_ns,
+        duration_ns: s.duration_ns,
+        span_count: s.span_count as usize,
+        error_count: s.error_count as usize,
+        services: s.services,
+        correlation_ids: s.correlation_ids,
+        complete: false,
+        last_received_us: s.last_received_us,
+    })
 }
 
 /// Decodes one stored chunk back to spans of `trace_id`.
@@ -674,6 +708,27 @@ pub(crate) mod tests {
         let ten = encode_chunk(&(1..=10).map(span).collect::<Vec<_>>()).len();
         // Each extra span costs only its own fields, not another resource.
         assert!(ten < one + 9 * 20, "one {one} bytes, ten {ten} bytes");
+    }
+
+    #[test]
+    fn summary_round_trips() {
+        let summary = TraceSummary {
+            trace_id: TraceId([4; 16]),
+            root_service: "api-gateway".into(),
+            root_operation: "GET /books".into(),
+            start_ns: 1_764_316_800_000_000_000,
+            duration_ns: 250_000_000,
+            span_count: 12,
+            error_count: 1,
+            services: vec!["api-gateway".into(), "order".into()],
+            correlation_ids: vec!["req_abc123".into()],
+            complete: false,
+            last_received_us: 1_764_316_801_000_000,
+        };
+        assert_eq!(
+            decode_summary(TraceId([4; 16]), &encode_summary(&summary)).unwrap(),
+            summary
+        );
     }
 
     #[test]

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use super::memory::MemoryStore;
 use super::rocks::{RocksOptions, RocksStore};
-use super::TraceStore;
-use crate::model::{AttrValue, KeyValue, Resource, Span, SpanId, TraceChunk, TraceId};
+use super::{IndexTag, TraceStore};
+use crate::model::{
+    AttrValue, KeyValue, Resource, Span, SpanId, Trace, TraceChunk, TraceId, TraceSummary,
+};
 
 fn span(trace: u8, id: u8, start_ns: u64, name: &str) -> Span {
     Span {
@@ -133,5 +135,123 @@ fn a_complete_span_is_not_replaced_by_an_in_progress_copy() {
         store.append(7, &[chunk(vec![in_progress])]).unwrap();
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
         assert_eq!(trace.spans[0].name, "complete", "{name}");
+    }
+}
+
+fn summary_of(trace: &Trace) -> TraceSummary {
+    TraceSummary::of(trace, &["n".to_string()], true)
+}
+
+#[test]
+fn appended_traces_are_open_until_completed() {
+    for (name, store, _dir) in stores() {
+        store
+            .append(5, &[chunk(vec![span(1, 1, 1_000, "a")])])
+            .unwrap();
+        store
+            .append(6, &[chunk(vec![span(2, 1, 2_000, "b")])])
+            .unwrap();
+        let mut open = store.open_traces().unwrap();
+        open.sort();
+        assert_eq!(
+            open,
+            vec![(TraceId([1; 16]), 5), (TraceId([2; 16]), 6)],
+            "{name}"
+        );
+        let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
+        store.complete(&summary_of(&trace)).unwrap();
+        assert_eq!(
+            store.open_traces().unwrap(),
+            vec![(TraceId([2; 16]), 6)],
+            "{name}"
+        );
+        assert!(!store.is_open(TraceId([1; 16])).unwrap(), "{name}");
+        let summary = store.summary(TraceId([1; 16])).unwrap().unwrap();
+        assert!(summary.complete, "{name}");
+        assert_eq!(summary.root_operation, "a", "{name}");
+        assert!(store.summary(TraceId([2; 16])).unwrap().is_none(), "{name}");
+    }
+}
+
+#[test]
+fn a_completion_never_closes_spans_that_arrived_after_it_read() {
+    for (name, store, _dir) in stores() {
+        store
+            .append(5, &[chunk(vec![span(1, 1, 1_000, "a")])])
+            .unwrap();
+        let read_before_late_span = store.trace(TraceId([1; 16])).unwrap().unwrap();
+        store
+            .append(9, &[chunk(vec![span(1, 2, 1_500, "late")])])
+            .unwrap();
+        store.complete(&summary_of(&read_before_late_span)).unwrap();
+        assert_eq!(
+            store.open_traces().unwrap(),
+            vec![(TraceId([1; 16]), 9)],
+            "{name}"
+        );
+        let summary = store.summary(TraceId([1; 16])).unwrap().unwrap();
+        assert!(!summary.complete, "{name}");
+    }
+}
+
+#[test]
+fn recompletion_replaces_index_entries() {
+    for (name, store, _dir) in stores() {
+        store
+            .append(5, &[chunk(vec![span(1, 1, 5_000_000, "a")])])
+            .unwrap();
+        let first = summary_of(&store.trace(TraceId([1; 16])).unwrap().unwrap());
+        store.complete(&first).unwrap();
+        // A late span starting earlier moves the trace's start and adds an id.
+        let mut late = span(1, 2, 2_000_000, "late");
+        late.attributes
+            .push(KeyValue::new("n", AttrValue::String("req_late".into())));
+        store.append(9, &[chunk(vec![late])]).unwrap();
+        let second = summary_of(&store.trace(TraceId([1; 16])).unwrap().unwrap());
+        store.complete(&second).unwrap();
+
+        let all = store
+            .scan_index(IndexTag::All, "", 0, u64::MAX, 10)
+            .unwrap();
+        assert_eq!(all.len(), 1, "{name}: no duplicate entries");
+        assert_eq!(all[0].start_us, 2_000, "{name}");
+        let by_service = store
+            .scan_index(IndexTag::Service, "svc", 0, u64::MAX, 10)
+            .unwrap();
+        assert_eq!(by_service.len(), 1, "{name}");
+        let by_id = store
+            .scan_index(IndexTag::CorrelationId, "req_late", 0, u64::MAX, 10)
+            .unwrap();
+        assert_eq!(by_id.len(), 1, "{name}");
+        assert_eq!(by_id[0].trace_id, TraceId([1; 16]), "{name}");
+    }
+}
+
+#[test]
+fn index_scans_are_newest_first_within_the_range() {
+    for (name, store, _dir) in stores() {
+        for (n, start_ms) in [(1u8, 10u64), (2, 30), (3, 20), (4, 40)] {
+            let mut s = span(n, 1, start_ms * 1_000_000, "op");
+            if n == 3 {
+                s.status.code = crate::model::StatusCode::Error;
+            }
+            store.append(u64::from(n), &[chunk(vec![s])]).unwrap();
+            let trace = store.trace(TraceId([n; 16])).unwrap().unwrap();
+            store.complete(&summary_of(&trace)).unwrap();
+        }
+        let hits = store
+            .scan_index(IndexTag::Service, "svc", 15_000, 35_000, 10)
+            .unwrap();
+        let starts: Vec<u64> = hits.iter().map(|h| h.start_us).collect();
+        assert_eq!(starts, vec![30_000, 20_000], "{name}");
+        assert!(hits[1].error && !hits[0].error, "{name}");
+        assert_eq!(hits[0].duration_us, 1, "{name}");
+        let limited = store.scan_index(IndexTag::All, "", 0, u64::MAX, 2).unwrap();
+        assert_eq!(limited.len(), 2, "{name}");
+        assert_eq!(limited[0].start_us, 40_000, "{name}");
+        assert!(store
+            .scan_index(IndexTag::Service, "other", 0, u64::MAX, 10)
+            .unwrap()
+            .is_empty());
     }
 }

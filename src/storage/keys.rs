@@ -7,8 +7,22 @@
 //! | CF      | key                                                        | value |
 //! |---------|------------------------------------------------------------|-------|
 //! | `spans` | trace_id (16) · received_at_us (u64) · chunk_id (u64)       | `SpanChunk` (proto/), compressed by RocksDB |
+//! | `traces`| trace_id (16)                                              | `TraceSummary` (proto/) |
+//! | `index` | tag (1) · hash (u64) · start_us (u64) · trace_id (16)      | duration_us (u64) · flags (1) |
+//! | `open`  | trace_id (16)                                              | last arrival µs (u64) · last completion µs (u64), merged by max |
 //! | `meta`  | name (ASCII)                                               | per key |
 //!
+//! `index` keys are written once per completed trace (not per span): a tag for
+//! what is indexed (service, correlation id, all traces), a hash of the indexed
+//! value, then the trace's start time, so one range scan answers "traces of X
+//! between two times", newest first when read backwards. The value carries the
+//! duration and an error flag so duration and error filters need no further
+//! read; hash collisions are resolved by checking the summary.
+//!
+//! `open` holds, per trace, the newest arrival and the newest completion, both
+//! folded by a max merge operator; the trace is open while the arrival is newer.
+//! A completion can then never close a trace that received spans after the
+//! completion read it, whatever the interleaving of writes.
 //! `spans` keys start with the trace id, so one prefix scan reads a whole trace,
 //! with its chunks in the order they were received. `chunk_id` is a hash of the
 //! chunk's span ids: two chunks of one trace received in the same microsecond
@@ -18,6 +32,9 @@ use crate::model::{SpanId, TraceId};
 
 pub const CF_SPANS: &str = "spans";
 pub const CF_META: &str = "meta";
+pub const CF_TRACES: &str = "traces";
+pub const CF_INDEX: &str = "index";
+pub const CF_OPEN: &str = "open";
 
 /// `meta` key holding the storage format version (u32 big-endian).
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
@@ -69,16 +86,144 @@ pub fn span_key_prefix(trace_id: &TraceId) -> [u8; TraceId::LEN] {
     trace_id.0
 }
 
-/// A stable 64-bit id for a chunk, from its span ids (FNV-1a over the bytes).
-pub fn chunk_id<'a>(span_ids: impl IntoIterator<Item = &'a SpanId>) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for id in span_ids {
-        for byte in id.as_bytes() {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
+/// What an `index` entry indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum IndexTag {
+    /// Every completed trace; the hash is of the empty string.
+    All = 1,
+    /// A service with a span in the trace.
+    Service = 2,
+    /// A correlation-id value found on a span of the trace.
+    CorrelationId = 3,
+}
+
+pub const INDEX_KEY_LEN: usize = 1 + 8 + 8 + TraceId::LEN;
+pub const INDEX_VALUE_LEN: usize = 9;
+pub const INDEX_FLAG_ERROR: u8 = 1;
+
+/// A decoded `index` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IndexKey {
+    pub tag: u8,
+    pub hash: u64,
+    pub start_us: u64,
+    pub trace_id: TraceId,
+}
+
+/// The 64-bit hash of an indexed value (FNV-1a).
+pub fn index_hash(value: &str) -> u64 {
+    fnv1a(value.as_bytes().iter())
+}
+
+pub fn encode_index_key(key: &IndexKey) -> [u8; INDEX_KEY_LEN] {
+    let mut out = [0u8; INDEX_KEY_LEN];
+    out[0] = key.tag;
+    out[1..9].copy_from_slice(&key.hash.to_be_bytes());
+    out[9..17].copy_from_slice(&key.start_us.to_be_bytes());
+    out[17..33].copy_from_slice(key.trace_id.as_bytes());
+    out
+}
+
+pub fn decode_index_key(bytes: &[u8]) -> Result<IndexKey, KeyError> {
+    if bytes.len() != INDEX_KEY_LEN {
+        return Err(KeyError {
+            cf: CF_INDEX,
+            len: bytes.len(),
+        });
+    }
+    let mut trace_id = [0u8; 16];
+    trace_id.copy_from_slice(&bytes[17..33]);
+    Ok(IndexKey {
+        tag: bytes[0],
+        hash: u64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes")),
+        start_us: u64::from_be_bytes(bytes[9..17].try_into().expect("8 bytes")),
+        trace_id: TraceId(trace_id),
+    })
+}
+
+/// The first and last possible key of `tag`·`hash` entries starting in
+/// `[from_us, to_us]`.
+pub fn index_range(
+    tag: u8,
+    hash: u64,
+    from_us: u64,
+    to_us: u64,
+) -> ([u8; INDEX_KEY_LEN], [u8; INDEX_KEY_LEN]) {
+    let low = encode_index_key(&IndexKey {
+        tag,
+        hash,
+        start_us: from_us,
+        trace_id: TraceId([0; 16]),
+    });
+    let high = encode_index_key(&IndexKey {
+        tag,
+        hash,
+        start_us: to_us,
+        trace_id: TraceId([0xff; 16]),
+    });
+    (low, high)
+}
+
+pub fn encode_index_value(duration_us: u64, error: bool) -> [u8; INDEX_VALUE_LEN] {
+    let mut out = [0u8; INDEX_VALUE_LEN];
+    out[..8].copy_from_slice(&duration_us.to_be_bytes());
+    out[8] = if error { INDEX_FLAG_ERROR } else { 0 };
+    out
+}
+
+/// Duration (µs) and error flag; `None` when the value is malformed.
+pub fn decode_index_value(bytes: &[u8]) -> Option<(u64, bool)> {
+    let bytes: &[u8; INDEX_VALUE_LEN] = bytes.try_into().ok()?;
+    Some((
+        u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
+        bytes[8] & INDEX_FLAG_ERROR != 0,
+    ))
+}
+
+/// `open` values: (newest arrival µs, newest completion µs).
+pub const OPEN_VALUE_LEN: usize = 16;
+
+pub fn encode_open_value(arrival_us: u64, completed_us: u64) -> [u8; OPEN_VALUE_LEN] {
+    let mut out = [0u8; OPEN_VALUE_LEN];
+    out[..8].copy_from_slice(&arrival_us.to_be_bytes());
+    out[8..].copy_from_slice(&completed_us.to_be_bytes());
+    out
+}
+
+pub fn decode_open_value(bytes: &[u8]) -> Option<(u64, u64)> {
+    let bytes: &[u8; OPEN_VALUE_LEN] = bytes.try_into().ok()?;
+    Some((
+        u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
+        u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes")),
+    ))
+}
+
+/// Folds `open` values and operands by component-wise max: associative and
+/// commutative, so RocksDB may merge them in any grouping.
+pub fn merge_open_values<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> [u8; OPEN_VALUE_LEN] {
+    let (mut arrival, mut completed) = (0, 0);
+    for value in values {
+        if let Some((a, c)) = decode_open_value(value) {
+            arrival = arrival.max(a);
+            completed = completed.max(c);
         }
     }
+    encode_open_value(arrival, completed)
+}
+
+fn fnv1a<'a>(bytes: impl Iterator<Item = &'a u8>) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
     hash
+}
+
+/// A stable 64-bit id for a chunk, from its span ids (FNV-1a over the bytes).
+pub fn chunk_id<'a>(span_ids: impl IntoIterator<Item = &'a SpanId>) -> u64 {
+    fnv1a(span_ids.into_iter().flat_map(|id| id.as_bytes().iter()))
 }
 
 #[cfg(test)]
@@ -122,6 +267,42 @@ mod tests {
             chunk_id(&ids),
             chunk_id(&[SpanId([8, 7, 6, 5, 4, 3, 2, 1])])
         );
+    }
+
+    #[test]
+    fn index_key_golden_bytes_and_range() {
+        let key = IndexKey {
+            tag: IndexTag::Service as u8,
+            hash: index_hash("order-service"),
+            start_us: 0x0102_0304_0506_0708,
+            trace_id: TraceId([0xab; 16]),
+        };
+        let bytes = encode_index_key(&key);
+        assert_eq!(bytes[0], 2);
+        assert_eq!(&bytes[9..17], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(decode_index_key(&bytes).unwrap(), key);
+        let (low, high) = index_range(2, key.hash, 0x0102_0304_0506_0708, 0x0102_0304_0506_0708);
+        assert!(low[..] <= bytes[..] && bytes[..] <= high[..]);
+        let (low, high) = index_range(2, key.hash, 0x0102_0304_0506_0709, u64::MAX);
+        assert!(bytes[..] < low[..] && bytes[..] < high[..]);
+        assert_eq!(index_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(
+            decode_index_value(&encode_index_value(1234, true)),
+            Some((1234, true))
+        );
+    }
+
+    #[test]
+    fn open_values_merge_by_max_in_any_grouping() {
+        let arrival = |t| encode_open_value(t, 0);
+        let completion = |t| encode_open_value(0, t);
+        let values = [arrival(5), completion(7), arrival(9), completion(3)];
+        let all = merge_open_values(values.iter().map(|v| &v[..]));
+        let left = merge_open_values(values[..2].iter().map(|v| &v[..]));
+        let right = merge_open_values(values[2..].iter().map(|v| &v[..]));
+        let grouped = merge_open_values([&left[..], &right[..]]);
+        assert_eq!(all, grouped);
+        assert_eq!(decode_open_value(&all), Some((9, 7)));
     }
 
     fn arb_key() -> impl Strategy<Value = SpanKey> {

@@ -1,10 +1,11 @@
 //! An in-memory `TraceStore` for unit tests. Not durable; never used by `serve`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use super::{merge_chunks, StorageError, TraceStore};
-use crate::model::{Span, Trace, TraceChunk, TraceId};
+use super::keys::index_hash;
+use super::{index_entries, merge_chunks, IndexHit, IndexTag, StorageError, TraceStore};
+use crate::model::{Span, Trace, TraceChunk, TraceId, TraceSummary};
 
 /// The chunks of one trace with the time each was received.
 type Chunks = Vec<(u64, Vec<Span>)>;
@@ -12,6 +13,16 @@ type Chunks = Vec<(u64, Vec<Span>)>;
 #[derive(Default)]
 pub struct MemoryStore {
     chunks: Mutex<HashMap<TraceId, Chunks>>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Newest arrival and newest completion per trace.
+    open: HashMap<TraceId, (u64, u64)>,
+    summaries: HashMap<TraceId, TraceSummary>,
+    /// (tag, hash, start_us, trace) → (duration_us, error)
+    index: BTreeMap<(u8, u64, u64, TraceId), (u64, bool)>,
 }
 
 impl MemoryStore {
@@ -23,7 +34,10 @@ impl MemoryStore {
 impl TraceStore for MemoryStore {
     fn append(&self, received_at_us: u64, chunks: &[TraceChunk]) -> Result<(), StorageError> {
         let mut map = self.chunks.lock().expect("memory store lock");
+        let mut state = self.state.lock().expect("memory store lock");
         for chunk in chunks {
+            let open = state.open.entry(chunk.trace_id).or_default();
+            open.0 = open.0.max(received_at_us);
             let list = map.entry(chunk.trace_id).or_default();
             list.push((received_at_us, chunk.spans.clone()));
             // Keep receive order, as the RocksDB key order does.
@@ -41,5 +55,87 @@ impl TraceStore for MemoryStore {
 
     fn flush(&self) -> Result<(), StorageError> {
         Ok(())
+    }
+
+    fn open_traces(&self) -> Result<Vec<(TraceId, u64)>, StorageError> {
+        let state = self.state.lock().expect("memory store lock");
+        Ok(state
+            .open
+            .iter()
+            .filter(|(_, (arrival, completed))| arrival > completed)
+            .map(|(id, (arrival, _))| (*id, *arrival))
+            .collect())
+    }
+
+    fn is_open(&self, trace_id: TraceId) -> Result<bool, StorageError> {
+        let state = self.state.lock().expect("memory store lock");
+        Ok(state.open.get(&trace_id).is_none_or(|(a, c)| a > c))
+    }
+
+    fn complete(&self, summary: &TraceSummary) -> Result<(), StorageError> {
+        let mut state = self.state.lock().expect("memory store lock");
+        if let Some(old) = state.summaries.remove(&summary.trace_id) {
+            for (tag, value) in index_entries(&old) {
+                let key = (
+                    tag as u8,
+                    index_hash(value),
+                    old.start_ns / 1_000,
+                    old.trace_id,
+                );
+                state.index.remove(&key);
+            }
+        }
+        for (tag, value) in index_entries(summary) {
+            let key = (
+                tag as u8,
+                index_hash(value),
+                summary.start_ns / 1_000,
+                summary.trace_id,
+            );
+            state
+                .index
+                .insert(key, (summary.duration_ns / 1_000, summary.error_count > 0));
+        }
+        state.summaries.insert(summary.trace_id, summary.clone());
+        let open = state.open.entry(summary.trace_id).or_default();
+        open.1 = open.1.max(summary.last_received_us);
+        Ok(())
+    }
+
+    fn summary(&self, trace_id: TraceId) -> Result<Option<TraceSummary>, StorageError> {
+        let open = self.is_open(trace_id)?;
+        let state = self.state.lock().expect("memory store lock");
+        Ok(state.summaries.get(&trace_id).map(|s| TraceSummary {
+            complete: !open,
+            ..s.clone()
+        }))
+    }
+
+    fn scan_index(
+        &self,
+        tag: IndexTag,
+        value: &str,
+        from_us: u64,
+        to_us: u64,
+        limit: usize,
+    ) -> Result<Vec<IndexHit>, StorageError> {
+        let state = self.state.lock().expect("memory store lock");
+        let hash = index_hash(value);
+        let low = (tag as u8, hash, from_us, TraceId([0; 16]));
+        let high = (tag as u8, hash, to_us, TraceId([0xff; 16]));
+        Ok(state
+            .index
+            .range(low..=high)
+            .rev()
+            .take(limit)
+            .map(
+                |((_, _, start_us, trace_id), (duration_us, error))| IndexHit {
+                    trace_id: *trace_id,
+                    start_us: *start_us,
+                    duration_us: *duration_us,
+                    error: *error,
+                },
+            )
+            .collect())
     }
 }

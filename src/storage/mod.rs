@@ -14,7 +14,9 @@ mod conformance;
 
 use std::collections::HashMap;
 
-use crate::model::{Span, Trace, TraceChunk, TraceId};
+use crate::model::{Span, Trace, TraceChunk, TraceId, TraceSummary};
+
+pub use keys::IndexTag;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -45,6 +47,64 @@ pub trait TraceStore: Send + Sync + 'static {
     /// Makes everything acknowledged so far durable against power loss and
     /// persists in-memory state; called at shutdown.
     fn flush(&self) -> Result<(), StorageError>;
+
+    /// Traces that received spans since they were last completed, with the
+    /// time of their newest arrival (µs). `append` opens a trace, `complete`
+    /// closes it unless spans arrived after the summary's `last_received_us`.
+    fn open_traces(&self) -> Result<Vec<(TraceId, u64)>, StorageError>;
+
+    /// Whether the trace received spans after its last completion (or was
+    /// never completed).
+    fn is_open(&self, trace_id: TraceId) -> Result<bool, StorageError>;
+
+    /// Stores a completed trace's summary and its index entries, replacing
+    /// those of an earlier completion of the same trace (never duplicating
+    /// them), and closes the trace unless spans arrived after
+    /// `summary.last_received_us`. One atomic batch; durable when `Ok`.
+    fn complete(&self, summary: &TraceSummary) -> Result<(), StorageError>;
+
+    /// The summary written by the last completion, `complete` set from the
+    /// trace's open state.
+    fn summary(&self, trace_id: TraceId) -> Result<Option<TraceSummary>, StorageError>;
+
+    /// Completed traces indexed under `tag` and `value` whose start lies in
+    /// `[from_us, to_us]`, newest first, at most `limit`.
+    fn scan_index(
+        &self,
+        tag: IndexTag,
+        value: &str,
+        from_us: u64,
+        to_us: u64,
+        limit: usize,
+    ) -> Result<Vec<IndexHit>, StorageError>;
+}
+
+/// One `index` entry read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexHit {
+    pub trace_id: TraceId,
+    pub start_us: u64,
+    pub duration_us: u64,
+    pub error: bool,
+}
+
+/// The index entries of a completed trace: every trace, each service, each
+/// correlation id.
+pub(crate) fn index_entries(summary: &TraceSummary) -> Vec<(IndexTag, &str)> {
+    let mut entries = vec![(IndexTag::All, "")];
+    entries.extend(
+        summary
+            .services
+            .iter()
+            .map(|s| (IndexTag::Service, s.as_str())),
+    );
+    entries.extend(
+        summary
+            .correlation_ids
+            .iter()
+            .map(|c| (IndexTag::CorrelationId, c.as_str())),
+    );
+    entries
 }
 
 /// Builds a trace from its chunks given in the order they were received.

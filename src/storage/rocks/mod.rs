@@ -12,13 +12,15 @@ use rocksdb::{
     Options, SliceTransform, WriteBatch, WriteOptions, DB,
 };
 
-use super::codec::{decode_chunk, encode_chunk};
+use super::codec::{decode_chunk, decode_summary, encode_chunk, encode_summary};
 use super::keys::{
-    chunk_id, decode_span_key, encode_span_key, span_key_prefix, SpanKey, CF_META, CF_SPANS,
-    META_FORMAT_VERSION,
+    chunk_id, decode_index_key, decode_index_value, decode_open_value, decode_span_key,
+    encode_index_key, encode_index_value, encode_open_value, encode_span_key, index_hash,
+    index_range, merge_open_values, span_key_prefix, IndexKey, SpanKey, CF_INDEX, CF_META, CF_OPEN,
+    CF_SPANS, CF_TRACES, META_FORMAT_VERSION,
 };
-use super::{merge_chunks, StorageError, TraceStore};
-use crate::model::{Trace, TraceChunk, TraceId};
+use super::{index_entries, merge_chunks, IndexHit, IndexTag, StorageError, TraceStore};
+use crate::model::{Trace, TraceChunk, TraceId, TraceSummary};
 
 /// The on-disk format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -75,13 +77,24 @@ impl RocksStore {
         spans.set_memtable_prefix_bloom_ratio(0.1);
         spans.set_block_based_table_factory(&table);
 
-        let meta = Options::default();
+        let mut traces = Options::default();
+        traces.set_compression_type(DBCompressionType::Lz4);
+        let mut index = Options::default();
+        index.set_compression_type(DBCompressionType::Lz4);
+        // Scans stay within one tag·hash; a prefix bloom skips files without it.
+        index.set_prefix_extractor(SliceTransform::create_fixed_prefix(9));
+        let mut open = Options::default();
+        open.set_merge_operator_associative("tracemap.open.max", merge_open);
+
         let db = DB::open_cf_descriptors(
             &db_options,
             path,
             vec![
                 ColumnFamilyDescriptor::new(CF_SPANS, spans),
-                ColumnFamilyDescriptor::new(CF_META, meta),
+                ColumnFamilyDescriptor::new(CF_TRACES, traces),
+                ColumnFamilyDescriptor::new(CF_INDEX, index),
+                ColumnFamilyDescriptor::new(CF_OPEN, open),
+                ColumnFamilyDescriptor::new(CF_META, Options::default()),
             ],
         )?;
         let store = Self {
@@ -135,9 +148,38 @@ impl RocksStore {
     }
 }
 
+/// The `open` column family's merge: component-wise max of (arrival, completion).
+fn merge_open(
+    _key: &[u8],
+    existing: Option<&[u8]>,
+    operands: &rocksdb::MergeOperands,
+) -> Option<Vec<u8>> {
+    Some(merge_open_values(existing.into_iter().chain(operands)).to_vec())
+}
+
+impl RocksStore {
+    fn open_state(&self, trace_id: TraceId) -> Result<Option<(u64, u64)>, StorageError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(CF_OPEN), trace_id.as_bytes())?
+            .and_then(|v| decode_open_value(&v)))
+    }
+
+    fn stored_summary(&self, trace_id: TraceId) -> Result<Option<TraceSummary>, StorageError> {
+        self.db
+            .get_pinned_cf(self.cf(CF_TRACES), trace_id.as_bytes())?
+            .map(|bytes| {
+                decode_summary(trace_id, &bytes).map_err(|e| StorageError::Corrupt(e.to_string()))
+            })
+            .transpose()
+    }
+}
+
 impl TraceStore for RocksStore {
     fn append(&self, received_at_us: u64, chunks: &[TraceChunk]) -> Result<(), StorageError> {
         let spans_cf = self.cf(CF_SPANS);
+        let open_cf = self.cf(CF_OPEN);
+        let arrival = encode_open_value(received_at_us, 0);
         let mut batch = WriteBatch::default();
         for chunk in chunks {
             let key = encode_span_key(&SpanKey {
@@ -146,6 +188,7 @@ impl TraceStore for RocksStore {
                 chunk_id: chunk_id(chunk.spans.iter().map(|s| &s.span_id)),
             });
             batch.put_cf(spans_cf, key, encode_chunk(&chunk.spans));
+            batch.merge_cf(open_cf, chunk.trace_id.as_bytes(), arrival);
         }
         let mut write = WriteOptions::default();
         write.set_sync(self.sync_writes);
@@ -175,9 +218,125 @@ impl TraceStore for RocksStore {
 
     fn flush(&self) -> Result<(), StorageError> {
         self.db.flush_wal(true)?;
-        self.db.flush_cf(self.cf(CF_SPANS))?;
-        self.db.flush_cf(self.cf(CF_META))?;
+        for cf in [CF_SPANS, CF_TRACES, CF_INDEX, CF_OPEN, CF_META] {
+            self.db.flush_cf(self.cf(cf))?;
+        }
         Ok(())
+    }
+
+    fn open_traces(&self) -> Result<Vec<(TraceId, u64)>, StorageError> {
+        let mut open = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_OPEN), IteratorMode::Start) {
+            let (key, value) = item?;
+            let Ok(trace_id) = TraceId::from_bytes(&key) else {
+                return Err(StorageError::Corrupt(format!(
+                    "open key of {} bytes",
+                    key.len()
+                )));
+            };
+            match decode_open_value(&value) {
+                Some((arrival, completed)) if arrival > completed => open.push((trace_id, arrival)),
+                Some(_) => {}
+                None => return Err(StorageError::Corrupt("open value".into())),
+            }
+        }
+        Ok(open)
+    }
+
+    fn is_open(&self, trace_id: TraceId) -> Result<bool, StorageError> {
+        Ok(self.open_state(trace_id)?.is_none_or(|(a, c)| a > c))
+    }
+
+    fn complete(&self, summary: &TraceSummary) -> Result<(), StorageError> {
+        let index_cf = self.cf(CF_INDEX);
+        let mut batch = WriteBatch::default();
+        if let Some(old) = self.stored_summary(summary.trace_id)? {
+            for (tag, value) in index_entries(&old) {
+                batch.delete_cf(
+                    index_cf,
+                    encode_index_key(&IndexKey {
+                        tag: tag as u8,
+                        hash: index_hash(value),
+                        start_us: old.start_ns / 1_000,
+                        trace_id: old.trace_id,
+                    }),
+                );
+            }
+        }
+        let value = encode_index_value(summary.duration_ns / 1_000, summary.error_count > 0);
+        for (tag, indexed) in index_entries(summary) {
+            batch.put_cf(
+                index_cf,
+                encode_index_key(&IndexKey {
+                    tag: tag as u8,
+                    hash: index_hash(indexed),
+                    start_us: summary.start_ns / 1_000,
+                    trace_id: summary.trace_id,
+                }),
+                value,
+            );
+        }
+        batch.put_cf(
+            self.cf(CF_TRACES),
+            summary.trace_id.as_bytes(),
+            encode_summary(summary),
+        );
+        batch.merge_cf(
+            self.cf(CF_OPEN),
+            summary.trace_id.as_bytes(),
+            encode_open_value(0, summary.last_received_us),
+        );
+        let mut write = WriteOptions::default();
+        write.set_sync(self.sync_writes);
+        self.db.write_opt(batch, &write)?;
+        Ok(())
+    }
+
+    fn summary(&self, trace_id: TraceId) -> Result<Option<TraceSummary>, StorageError> {
+        let Some(mut summary) = self.stored_summary(trace_id)? else {
+            return Ok(None);
+        };
+        summary.complete = !self.is_open(trace_id)?;
+        Ok(Some(summary))
+    }
+
+    fn scan_index(
+        &self,
+        tag: IndexTag,
+        value: &str,
+        from_us: u64,
+        to_us: u64,
+        limit: usize,
+    ) -> Result<Vec<IndexHit>, StorageError> {
+        let (low, high) = index_range(tag as u8, index_hash(value), from_us, to_us);
+        let mut hits = Vec::new();
+        let mut read = rocksdb::ReadOptions::default();
+        // Every key of the scan shares the tag·hash prefix of `low` and `high`.
+        read.set_prefix_same_as_start(true);
+        let iter = self.db.iterator_cf_opt(
+            self.cf(CF_INDEX),
+            read,
+            IteratorMode::From(&high, Direction::Reverse),
+        );
+        for item in iter {
+            if hits.len() >= limit {
+                break;
+            }
+            let (key, value) = item?;
+            if key[..] < low[..] {
+                break;
+            }
+            let key = decode_index_key(&key).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            let (duration_us, error) = decode_index_value(&value)
+                .ok_or_else(|| StorageError::Corrupt("index value".into()))?;
+            hits.push(IndexHit {
+                trace_id: key.trace_id,
+                start_us: key.start_us,
+                duration_us,
+                error,
+            });
+        }
+        Ok(hits)
     }
 }
 

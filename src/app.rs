@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
+use crate::assembly::Assembler;
 use crate::config::{AckMode, Config, ConfigError};
 use crate::ingest::Ingest;
 use crate::receivers::otlp::{self, OtlpReceiver};
@@ -83,11 +84,25 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let store = Arc::new(store);
     let trace_store: Arc<dyn TraceStore> = store.clone();
 
-    let ingest = Arc::new(Ingest::new(
-        trace_store.clone(),
-        config.limits.max_inflight_bytes,
-        telemetry.clone(),
-    ));
+    let (arrivals_tx, arrivals_rx) = tokio::sync::mpsc::channel(1024);
+    let ingest = Arc::new(
+        Ingest::new(
+            trace_store.clone(),
+            config.limits.max_inflight_bytes,
+            telemetry.clone(),
+        )
+        .with_assembly(arrivals_tx),
+    );
+    let assembler = Assembler {
+        store: trace_store.clone(),
+        telemetry: telemetry.clone(),
+        trace_idle: config.assembly.trace_idle,
+        trace_max_age: config.assembly.trace_max_age,
+        max_open_traces: config.assembly.max_open_traces,
+        max_open_bytes: config.assembly.max_open_bytes,
+        correlation_keys: config.index.correlation_keys.clone(),
+        completed: None,
+    };
     let xray_receiver = Arc::new(XrayUdp {
         ingest: ingest.clone(),
         telemetry: telemetry.clone(),
@@ -107,7 +122,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let api_state = Arc::new(ApiState {
         store: trace_store,
         telemetry: telemetry.clone(),
-        trace_idle: config.assembly.trace_idle,
         correlation_keys: config.index.correlation_keys.clone(),
         ready: ready.clone(),
     });
@@ -176,6 +190,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
                 .await
                 .map_err(|e| AppError::Server {
                     listener: "xray-udp",
+                    message: e.to_string(),
+                })
+        });
+    }
+    {
+        let token = shutdown.clone();
+        servers.spawn(async move {
+            assembler
+                .run(arrivals_rx, token)
+                .await
+                .map_err(|e| AppError::Server {
+                    listener: "assembly",
                     message: e.to_string(),
                 })
         });

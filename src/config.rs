@@ -126,12 +126,22 @@ pub struct AssemblyConfig {
     /// A trace is complete when no span has arrived for this long.
     #[serde(with = "humantime_serde")]
     pub trace_idle: Duration,
+    /// A trace is complete this long after its first span, even if spans keep coming.
+    #[serde(with = "humantime_serde")]
+    pub trace_max_age: Duration,
+    /// Most traces open at once; beyond it the oldest is completed early.
+    pub max_open_traces: usize,
+    /// Most estimated bytes of open traces; beyond it the oldest is completed early.
+    pub max_open_bytes: usize,
 }
 
 impl Default for AssemblyConfig {
     fn default() -> Self {
         Self {
             trace_idle: Duration::from_secs(10),
+            trace_max_age: Duration::from_secs(300),
+            max_open_traces: 200_000,
+            max_open_bytes: 256 << 20,
         }
     }
 }
@@ -253,6 +263,15 @@ impl Config {
         }
         if self.assembly.trace_idle.is_zero() {
             return invalid("assembly.trace_idle", "must be above zero");
+        }
+        if self.assembly.trace_max_age < self.assembly.trace_idle {
+            return invalid(
+                "assembly.trace_max_age",
+                "must be at least assembly.trace_idle",
+            );
+        }
+        if self.assembly.max_open_traces == 0 {
+            return invalid("assembly.max_open_traces", "must be above zero");
         }
         for (i, rule) in self.xray.sampling_rules.iter().enumerate() {
             if rule.name.is_empty() {

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
+use crate::assembly::Arrival;
 use crate::model::{Span, TraceChunk, TraceId};
 use crate::storage::{StorageError, TraceStore};
 use crate::telemetry::Telemetry;
@@ -45,6 +46,8 @@ pub struct Ingest {
     store: Arc<dyn TraceStore>,
     budget: Arc<Semaphore>,
     telemetry: Arc<Telemetry>,
+    /// Where durable writes are reported for assembly, when it runs.
+    arrivals: Option<mpsc::Sender<Vec<Arrival>>>,
 }
 
 impl Ingest {
@@ -58,7 +61,16 @@ impl Ingest {
             store,
             budget: Arc::new(Semaphore::new(units)),
             telemetry,
+            arrivals: None,
         }
+    }
+
+    /// Reports every durable write to assembly. The channel is bounded: when
+    /// assembly falls behind, acknowledgements wait and the in-flight budget
+    /// fills, so clients are told to retry rather than memory growing.
+    pub fn with_assembly(mut self, arrivals: mpsc::Sender<Vec<Arrival>>) -> Self {
+        self.arrivals = Some(arrivals);
+        self
     }
 
     /// Reserves room for a request of `bytes` (its decoded wire size), or
@@ -86,14 +98,27 @@ impl Ingest {
         }
         let count = spans.len() as u64;
         let chunks = group_by_trace(spans);
-        let store = self.store.clone();
         let received_at_us = now_us();
+        let arrivals: Vec<Arrival> = chunks
+            .iter()
+            .map(|chunk| Arrival {
+                trace_id: chunk.trace_id,
+                received_at_us,
+                bytes: chunk.spans.iter().map(estimated_size).sum(),
+            })
+            .collect();
+        let store = self.store.clone();
         let result = tokio::task::spawn_blocking(move || store.append(received_at_us, &chunks))
             .await
             .map_err(|_| IngestError::WriterStopped)?;
         match result {
             Ok(()) => {
                 self.telemetry.spans_stored(count);
+                if let Some(assembly) = &self.arrivals {
+                    // The write is durable and marked open in storage, so a
+                    // stopped assembly (shutdown) loses nothing: it recovers.
+                    let _ = assembly.send(arrivals).await;
+                }
                 Ok(())
             }
             Err(error) => {
@@ -119,6 +144,11 @@ pub fn group_by_trace(spans: Vec<Span>) -> Vec<TraceChunk> {
         chunks[at].spans.push(span);
     }
     chunks
+}
+
+/// A cheap estimate of a span's memory, for the open-trace bound.
+fn estimated_size(span: &Span) -> usize {
+    128 + span.name.len() + span.attributes.len() * 48 + span.events.len() * 64
 }
 
 pub fn now_us() -> u64 {

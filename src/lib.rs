@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod app;
+pub mod assembly;
 pub mod config;
 pub mod ingest;
 pub mod model;

@@ -11,12 +11,10 @@ mod v1;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
 
-use crate::ingest::now_us;
 use crate::model::{Trace, TraceId, TraceSummary};
 use crate::storage::TraceStore;
 use crate::telemetry::Telemetry;
@@ -27,8 +25,6 @@ pub use error::ApiError;
 pub struct ApiState {
     pub store: Arc<dyn TraceStore>,
     pub telemetry: Arc<Telemetry>,
-    /// A trace with no new span for this long is complete.
-    pub trace_idle: Duration,
     pub correlation_keys: Vec<String>,
     /// Set once storage is open and every listener is bound.
     pub ready: Arc<AtomicBool>,
@@ -37,23 +33,33 @@ pub struct ApiState {
 impl ApiState {
     /// Reads a whole trace from storage off the async workers.
     async fn trace(&self, trace_id: TraceId) -> Result<Option<Trace>, ApiError> {
+        self.blocking(move |store| store.trace(trace_id)).await
+    }
+
+    /// Runs a blocking storage call off the async workers.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn TraceStore) -> Result<T, crate::storage::StorageError> + Send + 'static,
+    ) -> Result<T, ApiError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.trace(trace_id))
+        tokio::task::spawn_blocking(move || call(store.as_ref()))
             .await
-            .map_err(|e| ApiError::Internal(format!("storage read task: {e}")))?
+            .map_err(|e| ApiError::Internal(format!("storage task: {e}")))?
             .map_err(ApiError::from)
     }
 
-    fn summary(&self, trace: &Trace) -> TraceSummary {
-        let idle_us = self.trace_idle.as_micros() as u64;
-        let complete = now_us().saturating_sub(trace.last_received_us) >= idle_us;
-        TraceSummary::of(trace, &self.correlation_keys, complete)
+    /// The summary of a trace as read now; complete once assembly closed it.
+    async fn summary(&self, trace: &Trace) -> Result<TraceSummary, ApiError> {
+        let trace_id = trace.trace_id;
+        let open = self.blocking(move |store| store.is_open(trace_id)).await?;
+        Ok(TraceSummary::of(trace, &self.correlation_keys, !open))
     }
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/traces/{trace_id}", get(jaeger::get_trace))
+        .route("/api/v1/traces", get(v1::search_traces))
         .route("/api/v1/traces/{trace_id}", get(v1::get_trace))
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))

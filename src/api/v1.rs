@@ -1,14 +1,200 @@
 //! The native API, `/api/v1` (see API.md): traces with their summary.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::error::{parse_trace_id, ApiError};
 use super::ApiState;
+use crate::ingest::now_us;
 use crate::model::{KeyValue, Span, TraceSummary};
+use crate::storage::IndexTag;
+
+/// Most index entries one search reads before it answers with what it found.
+const SCAN_CAP: usize = 20_000;
+
+/// `GET /api/v1/traces`: completed traces, filtered through the indexes.
+pub async fn search_traces(
+    State(state): State<Arc<ApiState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let query = SearchQuery::parse(&params)?;
+    let (limit, by_duration) = (query.limit, query.by_duration);
+    let (tag, value) = if let Some(id) = &query.correlation_id {
+        (IndexTag::CorrelationId, id.clone())
+    } else if let Some(service) = &query.service {
+        (IndexTag::Service, service.clone())
+    } else {
+        (IndexTag::All, String::new())
+    };
+    let found = state
+        .blocking(move |store| {
+            let hits = store.scan_index(tag, &value, query.start_us, query.end_us, SCAN_CAP)?;
+            let mut summaries = Vec::new();
+            for hit in hits {
+                let duration = Duration::from_micros(hit.duration_us);
+                if query.min_duration.is_some_and(|min| duration < min)
+                    || query.max_duration.is_some_and(|max| duration > max)
+                    || (query.error_only && !hit.error)
+                {
+                    continue;
+                }
+                // The index is keyed by hashes: the summary settles collisions.
+                let Some(summary) = store.summary(hit.trace_id)? else {
+                    continue;
+                };
+                if query.matches(&summary) {
+                    summaries.push(summary);
+                    if !query.by_duration && summaries.len() >= query.limit {
+                        break;
+                    }
+                }
+            }
+            Ok(summaries)
+        })
+        .await?;
+    let mut summaries = found;
+    if by_duration {
+        summaries.sort_by_key(|s| std::cmp::Reverse(s.duration_ns));
+    }
+    summaries.truncate(limit);
+    Ok(Json(json!({
+        "traces": summaries.iter().map(summary_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// The filters of `GET /api/v1/traces` (API.md), parsed and checked.
+struct SearchQuery {
+    service: Option<String>,
+    correlation_id: Option<String>,
+    min_duration: Option<Duration>,
+    max_duration: Option<Duration>,
+    error_only: bool,
+    by_duration: bool,
+    limit: usize,
+    start_us: u64,
+    end_us: u64,
+}
+
+impl SearchQuery {
+    fn parse(params: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let bad = |message: String| ApiError::BadRequest(message);
+        for unsupported in ["operation", "attr", "finding"] {
+            if params.contains_key(unsupported) {
+                return Err(bad(format!(
+                    "the {unsupported:?} filter is not available yet; search by service, correlation_id, duration, error or time"
+                )));
+            }
+        }
+        let non_empty = |key: &str| params.get(key).filter(|v| !v.is_empty()).cloned();
+        let duration = |key: &str| -> Result<Option<Duration>, ApiError> {
+            params
+                .get(key)
+                .map(|v| {
+                    parse_duration(v).ok_or_else(|| {
+                        bad(format!(
+                            "{key}: {v:?} is not a duration like 250ms, 1.5s or 300"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let limit = match params.get("limit") {
+            None => 20,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| bad(format!("limit: {v:?} is not a number from 1 to 1000")))?,
+        };
+        let by_duration = match params.get("sort").map(String::as_str) {
+            None | Some("start") => false,
+            Some("duration") => true,
+            Some(other) => return Err(bad(format!("sort: {other:?} is not start or duration"))),
+        };
+        let error_only = match params.get("error").map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(bad(format!("error: {other:?} is not true or false"))),
+        };
+        let now = now_us();
+        let end_us = match params.get("end") {
+            Some(v) => parse_time_us(v)
+                .ok_or_else(|| bad(format!("end: {v:?} is not unix ms or RFC 3339")))?,
+            None => now,
+        };
+        let start_us = match (params.get("start"), params.get("lookback")) {
+            (Some(v), _) => parse_time_us(v)
+                .ok_or_else(|| bad(format!("start: {v:?} is not unix ms or RFC 3339")))?,
+            (None, Some(v)) => {
+                let lookback =
+                    humantime::parse_duration(v).map_err(|e| bad(format!("lookback: {e}")))?;
+                end_us.saturating_sub(lookback.as_micros() as u64)
+            }
+            (None, None) => end_us.saturating_sub(3_600_000_000),
+        };
+        if start_us > end_us {
+            return Err(bad("start is after end".into()));
+        }
+        Ok(Self {
+            service: non_empty("service"),
+            correlation_id: non_empty("correlation_id"),
+            min_duration: duration("min_duration")?,
+            max_duration: duration("max_duration")?,
+            error_only,
+            by_duration,
+            limit,
+            start_us,
+            end_us,
+        })
+    }
+
+    /// The filters the index scan cannot settle by itself.
+    fn matches(&self, summary: &TraceSummary) -> bool {
+        self.service
+            .as_ref()
+            .is_none_or(|s| summary.services.contains(s))
+            && self
+                .correlation_id
+                .as_ref()
+                .is_none_or(|c| summary.correlation_ids.contains(c))
+    }
+}
+
+/// `250ms`, `1.5s`, `2m`, `100us`, or a plain number of milliseconds.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "" | "ms" => value / 1e3,
+        "us" | "µs" => value / 1e6,
+        "ns" => value / 1e9,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return None,
+    };
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+/// Unix milliseconds or RFC 3339, as microseconds.
+fn parse_time_us(text: &str) -> Option<u64> {
+    if let Ok(ms) = text.parse::<u64>() {
+        return ms.checked_mul(1_000);
+    }
+    let time = humantime::parse_rfc3339_weak(text).ok()?;
+    time.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_micros() as u64)
+}
 
 /// `GET /api/v1/traces/{trace_id}`
 pub async fn get_trace(
@@ -20,7 +206,7 @@ pub async fn get_trace(
         .trace(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("trace {id} not found")))?;
-    let summary = state.summary(&trace);
+    let summary = state.summary(&trace).await?;
     Ok(Json(json!({
         "summary": summary_json(&summary),
         "spans": trace.spans.iter().map(span_json).collect::<Vec<_>>(),
@@ -77,4 +263,29 @@ fn span_json(span: &Span) -> Value {
         "resource": attributes_json(&span.resource.attributes),
         "scope": {"name": span.scope.name, "version": span.scope.version},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_every_accepted_form() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("300"), Some(Duration::from_millis(300)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("fast"), None);
+        assert_eq!(parse_duration("5 parsecs"), None);
+    }
+
+    #[test]
+    fn times_as_unix_ms_or_rfc3339() {
+        assert_eq!(parse_time_us("1764316800000"), Some(1_764_316_800_000_000));
+        assert_eq!(
+            parse_time_us("2025-11-28T08:00:00Z"),
+            Some(1_764_316_800_000_000)
+        );
+        assert_eq!(parse_time_us("yesterday"), None);
+    }
 }

@@ -30,6 +30,10 @@ pub struct Telemetry {
     inflight_bytes: Gauge,
     spans_stored: Counter,
     store_errors: Counter,
+    traces_open: Gauge,
+    traces_open_bytes: Gauge,
+    traces_completed: Counter,
+    traces_completed_early: Counter,
 }
 
 impl Default for Telemetry {
@@ -77,8 +81,36 @@ impl Telemetry {
             "Storage writes that failed (the client was told to retry)",
             store_errors.clone(),
         );
+        let traces_open = Gauge::default();
+        registry.register(
+            "tracemap_traces_open",
+            "Traces still receiving spans",
+            traces_open.clone(),
+        );
+        let traces_open_bytes = Gauge::default();
+        registry.register(
+            "tracemap_traces_open_bytes",
+            "Estimated memory of the spans of open traces",
+            traces_open_bytes.clone(),
+        );
+        let traces_completed = Counter::default();
+        registry.register(
+            "tracemap_traces_completed",
+            "Traces completed (summary and index written), re-completions included",
+            traces_completed.clone(),
+        );
+        let traces_completed_early = Counter::default();
+        registry.register(
+            "tracemap_traces_completed_early",
+            "Traces completed before they were idle because the open-trace bounds were reached",
+            traces_completed_early.clone(),
+        );
         Self {
             registry,
+            traces_open,
+            traces_open_bytes,
+            traces_completed,
+            traces_completed_early,
             spans_received,
             spans_rejected,
             requests_rejected,
@@ -120,6 +152,18 @@ impl Telemetry {
 
     pub fn store_error(&self) {
         self.store_errors.inc();
+    }
+
+    pub fn traces_open(&self, count: usize, bytes: usize) {
+        self.traces_open.set(count as i64);
+        self.traces_open_bytes.set(bytes as i64);
+    }
+
+    pub fn trace_completed(&self, early: bool) {
+        self.traces_completed.inc();
+        if early {
+            self.traces_completed_early.inc();
+        }
     }
 
     /// The Prometheus text exposition of every metric.

@@ -204,6 +204,12 @@ impl ServerProcess {
     }
 
     pub fn spawn_on(data_dir: &Path, grpc_port: u16, otlp_http_port: u16, http_port: u16) -> Self {
+        Self::spawn_with(data_dir, (grpc_port, otlp_http_port, http_port), &[])
+    }
+
+    /// Spawns with extra command-line arguments (a `--config` file, say).
+    pub fn spawn_with(data_dir: &Path, ports: (u16, u16, u16), extra: &[&str]) -> Self {
+        let (grpc_port, otlp_http_port, http_port) = ports;
         let child = Command::new(env!("CARGO_BIN_EXE_tracemap"))
             .args(["serve", "--data-dir"])
             .arg(data_dir)
@@ -212,6 +218,7 @@ impl ServerProcess {
             .args(["--http-port", &http_port.to_string()])
             .args(["--xray-port", &free_port().to_string()])
             .args(["--zipkin-port", &free_port().to_string()])
+            .args(extra)
             .env("TRACEMAP_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

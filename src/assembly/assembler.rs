@@ -1,0 +1,118 @@
+//! The assembly task: receives arrivals from ingest, completes traces when the
+//! policy in `open.rs` says so, and writes their summaries and index entries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::OpenTraces;
+use crate::ingest::now_us;
+use crate::model::{Trace, TraceId, TraceSummary};
+use crate::storage::{StorageError, TraceStore};
+use crate::telemetry::Telemetry;
+
+/// Spans of one trace made durable by ingest.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    pub trace_id: TraceId,
+    pub received_at_us: u64,
+    /// An estimate of the memory the spans stand for, for the open-trace bound.
+    pub bytes: usize,
+}
+
+pub struct Assembler {
+    pub store: Arc<dyn TraceStore>,
+    pub telemetry: Arc<Telemetry>,
+    pub trace_idle: Duration,
+    pub trace_max_age: Duration,
+    pub max_open_traces: usize,
+    pub max_open_bytes: usize,
+    pub correlation_keys: Vec<String>,
+    /// Where completed traces go next (the analysis stage), when there is one.
+    pub completed: Option<mpsc::Sender<Trace>>,
+}
+
+impl Assembler {
+    /// Recovers the traces left open in storage, then runs until `shutdown`.
+    /// Traces still open at shutdown stay marked open in storage and are
+    /// completed after the next start.
+    pub async fn run(
+        self,
+        mut arrivals: mpsc::Receiver<Vec<Arrival>>,
+        shutdown: CancellationToken,
+    ) -> Result<(), StorageError> {
+        let mut table = OpenTraces::new(self.max_open_traces, self.max_open_bytes);
+        let store = self.store.clone();
+        let recovered = tokio::task::spawn_blocking(move || store.open_traces())
+            .await
+            .map_err(|e| StorageError::Engine(format!("recovery task: {e}")))??;
+        if !recovered.is_empty() {
+            tracing::info!(traces = recovered.len(), "recovered open traces");
+        }
+        for (trace_id, last_arrival_us) in recovered {
+            let early = table.observe(trace_id, last_arrival_us, 0);
+            self.complete(early, true).await;
+        }
+        let tick = (self.trace_idle / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                batch = arrivals.recv() => {
+                    let Some(batch) = batch else { break };
+                    for arrival in batch {
+                        let early = table.observe(arrival.trace_id, arrival.received_at_us, arrival.bytes);
+                        self.complete(early, true).await;
+                    }
+                }
+                _ = ticker.tick() => {
+                    let due = table.take_due(
+                        now_us(),
+                        self.trace_idle.as_micros() as u64,
+                        self.trace_max_age.as_micros() as u64,
+                    );
+                    self.complete(due, false).await;
+                }
+            }
+            self.telemetry.traces_open(table.len(), table.bytes());
+        }
+        Ok(())
+    }
+
+    /// Reads each trace, writes its summary and index entries, hands it on.
+    /// A failure leaves the trace marked open in storage, so it is completed
+    /// again after a restart; it is logged and counted, never fatal.
+    async fn complete(&self, trace_ids: Vec<TraceId>, early: bool) {
+        for trace_id in trace_ids {
+            let store = self.store.clone();
+            let keys = self.correlation_keys.clone();
+            let result =
+                tokio::task::spawn_blocking(move || -> Result<Option<Trace>, StorageError> {
+                    let Some(trace) = store.trace(trace_id)? else {
+                        return Ok(None);
+                    };
+                    store.complete(&TraceSummary::of(&trace, &keys, true))?;
+                    Ok(Some(trace))
+                })
+                .await;
+            match result {
+                Ok(Ok(Some(trace))) => {
+                    self.telemetry.trace_completed(early);
+                    if let Some(next) = &self.completed {
+                        // Backpressure from analysis slows assembly, never drops.
+                        let _ = next.send(trace).await;
+                    }
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(error)) => {
+                    self.telemetry.store_error();
+                    tracing::warn!(%error, %trace_id, "completing a trace failed; it stays open");
+                }
+                Err(error) => tracing::warn!(%error, %trace_id, "completion task failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Assembly and search: traces from several services arriving in several
+//! batches, out of order and late, are completed once idle, found through the
+//! indexes by service, correlation id, duration and error, re-completed
+//! without duplicates when a late span arrives, and recovered after SIGKILL.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{get_json, otlp_request, otlp_span, ServerProcess, TestServer};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use serde_json::Value;
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// A span of `trace` starting `ago_ms` before `base_ns` and lasting `ms`.
+#[allow(clippy::too_many_arguments)]
+fn span(
+    base_ns: u64,
+    trace: u8,
+    id: u64,
+    parent: Option<u64>,
+    name: &str,
+    ago_ms: u64,
+    ms: u64,
+    correlation: &str,
+) -> Span {
+    let mut span = otlp_span([trace; 16], id, parent, name);
+    span.start_time_unix_nano = base_ns - ago_ms * 1_000_000;
+    span.end_time_unix_nano = span.start_time_unix_nano + ms * 1_000_000;
+    span.attributes = vec![common::string_attr("correlation_id", correlation)];
+    span
+}
+
+async fn send(url: &str, service: &str, spans: Vec<Span>) {
+    let mut client = TraceServiceClient::connect(url.to_string()).await.unwrap();
+    client.export(otlp_request(service, spans)).await.unwrap();
+}
+
+async fn wait_complete(api: &str, trace: u8, spans: usize) -> Value {
+    let url = format!("{api}/api/v1/traces/{}", hex::encode([trace; 16]));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = get_json(&url).await;
+        if status == 200
+            && body["summary"]["complete"] == true
+            && body["spans"].as_array().unwrap().len() == spans
+        {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "trace {trace} never completed: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn search(api: &str, query: &str) -> Vec<String> {
+    let (status, body) = get_json(&format!("{api}/api/v1/traces?{query}")).await;
+    assert_eq!(status, 200, "{query}: {body}");
+    body["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap()[..2].to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_complete_and_are_found_by_every_indexed_filter() {
+    let server = TestServer::start_with(|c| c.assembly.trace_idle = Duration::from_secs(1)).await;
+    let url = server.grpc_url.clone();
+    let base = now_ns();
+    // Trace 0xaa: gateway → order, 120 ms, req_A; the child arrives first.
+    send(
+        &url,
+        "order",
+        vec![span(
+            base,
+            0xaa,
+            2,
+            Some(1),
+            "SELECT orders",
+            900,
+            80,
+            "req_A",
+        )],
+    )
+    .await;
+    send(
+        &url,
+        "gateway",
+        vec![span(base, 0xaa, 1, None, "GET /orders", 920, 120, "req_A")],
+    )
+    .await;
+    // Trace 0xbb: gateway → search, 40 ms, failed, req_B.
+    let mut failed = span(base, 0xbb, 4, Some(3), "GET /search", 600, 30, "req_B");
+    failed.status = Some(opentelemetry_proto::tonic::trace::v1::Status {
+        code: 2,
+        message: "boom".into(),
+    });
+    send(&url, "search", vec![failed]).await;
+    send(
+        &url,
+        "gateway",
+        vec![span(base, 0xbb, 3, None, "GET /search", 610, 40, "req_B")],
+    )
+    .await;
+    // Trace 0xcc: gateway only, 500 ms, carries req_A too.
+    send(
+        &url,
+        "gateway",
+        vec![span(
+            base,
+            0xcc,
+            5,
+            None,
+            "GET /orders/slow",
+            1000,
+            500,
+            "req_A",
+        )],
+    )
+    .await;
+
+    let a = wait_complete(&server.api_url, 0xaa, 2).await;
+    assert_eq!(a["summary"]["root_service"], "gateway");
+    assert_eq!(
+        a["summary"]["services"],
+        serde_json::json!(["gateway", "order"])
+    );
+    wait_complete(&server.api_url, 0xbb, 2).await;
+    wait_complete(&server.api_url, 0xcc, 1).await;
+
+    let api = &server.api_url;
+    assert_eq!(
+        search(api, "correlation_id=req_A").await,
+        ["aa", "cc"],
+        "newest first"
+    );
+    assert_eq!(
+        search(api, "correlation_id=req_A&sort=duration").await,
+        ["cc", "aa"]
+    );
+    assert_eq!(search(api, "service=search").await, ["bb"]);
+    assert_eq!(
+        search(api, "service=gateway&min_duration=100ms").await,
+        ["aa", "cc"]
+    );
+    assert_eq!(search(api, "max_duration=0.1s").await, ["bb"]);
+    assert_eq!(search(api, "error=true").await, ["bb"]);
+    assert_eq!(search(api, "limit=1").await, ["bb"]);
+    assert!(search(api, "lookback=1ms&end=1000").await.is_empty());
+    let (status, body) = get_json(&format!("{api}/api/v1/traces?min_duration=soon")).await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("min_duration"));
+
+    // A late span re-opens 0xaa; after re-completion it is found by its new
+    // service and still once by its correlation id.
+    send(
+        &url,
+        "payment",
+        vec![span(
+            base,
+            0xaa,
+            6,
+            Some(1),
+            "POST /charge",
+            850,
+            20,
+            "req_A",
+        )],
+    )
+    .await;
+    let (_, reopened) = get_json(&format!(
+        "{api}/api/v1/traces/{}",
+        hex::encode([0xaa_u8; 16])
+    ))
+    .await;
+    assert_eq!(reopened["summary"]["complete"], false);
+    wait_complete(api, 0xaa, 3).await;
+    assert_eq!(search(api, "service=payment").await, ["aa"]);
+    assert_eq!(search(api, "correlation_id=req_A").await, ["aa", "cc"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_traces_survive_sigkill_and_complete_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tracemap.toml");
+    std::fs::write(&config, "[assembly]\ntrace_idle = \"1s\"\n").unwrap();
+    let data = dir.path().join("data");
+    let ports = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let config_arg = config.to_str().unwrap();
+    let base = now_ns();
+    let mut server = ServerProcess::spawn_with(&data, ports, &["--config", config_arg]);
+    send(
+        &server.grpc_url(),
+        "gateway",
+        vec![span(base, 0xdd, 1, None, "GET /", 100, 10, "req_D")],
+    )
+    .await;
+    server.kill9();
+    let server = ServerProcess::spawn_with(&data, ports, &["--config", config_arg]);
+    let body = wait_complete(&server.api_url(), 0xdd, 1).await;
+    assert_eq!(
+        body["summary"]["correlation_ids"],
+        serde_json::json!(["req_D"])
+    );
+    assert_eq!(
+        search(&server.api_url(), "correlation_id=req_D").await,
+        ["dd"]
+    );
+}

@@ -162,6 +162,30 @@ async fn traces_complete_and_are_found_by_every_indexed_filter() {
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("min_duration"));
 
+    // The Jaeger pickers list what the completed traces hold.
+    let (_, services) = get_json(&format!("{api}/api/services")).await;
+    assert_eq!(
+        services["data"],
+        serde_json::json!(["gateway", "order", "search"])
+    );
+    assert_eq!(services["total"], 3);
+    let (_, operations) = get_json(&format!("{api}/api/services/gateway/operations")).await;
+    assert_eq!(
+        operations["data"],
+        serde_json::json!(["GET /orders", "GET /orders/slow", "GET /search"])
+    );
+    let (_, typed) = get_json(&format!(
+        "{api}/api/operations?service=order&spanKind=server"
+    ))
+    .await;
+    assert_eq!(
+        typed["data"],
+        serde_json::json!([{"name": "SELECT orders", "spanKind": "server"}])
+    );
+    let (status, missing) = get_json(&format!("{api}/api/operations")).await;
+    assert_eq!(status, 400);
+    assert_eq!(missing["errors"][0]["code"], 400);
+
     // A late span re-opens 0xaa; after re-completion it is found by its new
     // service and still once by its correlation id.
     send(
@@ -187,6 +211,11 @@ async fn traces_complete_and_are_found_by_every_indexed_filter() {
     assert_eq!(reopened["summary"]["complete"], false);
     wait_complete(api, 0xaa, 3).await;
     assert_eq!(search(api, "service=payment").await, ["aa"]);
+    let (_, services) = get_json(&format!("{api}/api/services")).await;
+    assert_eq!(
+        services["data"],
+        serde_json::json!(["gateway", "order", "payment", "search"])
+    );
     assert_eq!(search(api, "correlation_id=req_A").await, ["aa", "cc"]);
     server.stop().await;
 }

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use std::collections::{BTreeSet, HashMap};
+
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
@@ -83,6 +85,80 @@ struct Tag {
 struct Log {
     timestamp: u64,
     fields: Vec<Tag>,
+}
+
+fn ok<T: Serialize>(data: Vec<T>) -> Response {
+    Json(Envelope {
+        total: data.len(),
+        data,
+        limit: 0,
+        offset: 0,
+        errors: None,
+    })
+    .into_response()
+}
+
+/// `GET /api/services`: every service that has completed traces, sorted.
+pub async fn services(State(state): State<Arc<ApiState>>) -> Response {
+    match state.blocking(|store| store.names(None)).await {
+        Ok(names) => {
+            let services: BTreeSet<String> = names.into_iter().map(|n| n.service).collect();
+            ok(services.into_iter().collect())
+        }
+        Err(error) => error_envelope(error),
+    }
+}
+
+/// `GET /api/services/{service}/operations`: the service's operation names.
+pub async fn service_operations(
+    State(state): State<Arc<ApiState>>,
+    Path(service): Path<String>,
+) -> Response {
+    match state
+        .blocking(move |store| store.names(Some(&service)))
+        .await
+    {
+        Ok(names) => {
+            let operations: BTreeSet<String> = names.into_iter().map(|n| n.operation).collect();
+            ok(operations.into_iter().collect())
+        }
+        Err(error) => error_envelope(error),
+    }
+}
+
+/// `GET /api/operations?service=&spanKind=`: operations with their span kind.
+pub async fn operations(
+    State(state): State<Arc<ApiState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(service) = params.get("service").filter(|s| !s.is_empty()).cloned() else {
+        return error_envelope(ApiError::BadRequest(
+            "parameter 'service' is required".into(),
+        ));
+    };
+    let kind_filter = params.get("spanKind").filter(|k| !k.is_empty()).cloned();
+    match state
+        .blocking(move |store| store.names(Some(&service)))
+        .await
+    {
+        Ok(names) => {
+            let operations: Vec<Value> = names
+                .into_iter()
+                .map(|n| {
+                    // Jaeger names an unspecified kind with the empty string.
+                    let kind = match SpanKind::from_otlp(i32::from(n.kind)) {
+                        SpanKind::Unspecified => "",
+                        other => other.as_str(),
+                    };
+                    (n.operation, kind)
+                })
+                .filter(|(_, kind)| kind_filter.as_deref().is_none_or(|k| k == *kind))
+                .map(|(name, kind)| serde_json::json!({"name": name, "spanKind": kind}))
+                .collect();
+            ok(operations)
+        }
+        Err(error) => error_envelope(error),
+    }
 }
 
 /// `GET /api/traces/{traceID}`

@@ -58,6 +58,12 @@ impl ApiState {
 
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
+        .route("/api/services", get(jaeger::services))
+        .route(
+            "/api/services/{service}/operations",
+            get(jaeger::service_operations),
+        )
+        .route("/api/operations", get(jaeger::operations))
         .route("/api/traces/{trace_id}", get(jaeger::get_trace))
         .route("/api/v1/traces", get(v1::search_traces))
         .route("/api/v1/traces/{trace_id}", get(v1::get_trace))

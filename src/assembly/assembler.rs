@@ -1,7 +1,8 @@
 //! The assembly task: receives arrivals from ingest, completes traces when the
 //! policy in `open.rs` says so, and writes their summaries and index entries.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -10,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::OpenTraces;
 use crate::ingest::now_us;
 use crate::model::{Trace, TraceId, TraceSummary};
-use crate::storage::{StorageError, TraceStore};
+use crate::storage::{OperationName, StorageError, TraceStore};
 use crate::telemetry::Telemetry;
 
 /// Spans of one trace made durable by ingest.
@@ -45,15 +46,18 @@ impl Assembler {
     ) -> Result<(), StorageError> {
         let mut table = OpenTraces::new(self.max_open_traces, self.max_open_bytes);
         let store = self.store.clone();
-        let recovered = tokio::task::spawn_blocking(move || store.open_traces())
-            .await
-            .map_err(|e| StorageError::Engine(format!("recovery task: {e}")))??;
+        let (recovered, names) = tokio::task::spawn_blocking(move || {
+            Ok::<_, StorageError>((store.open_traces()?, store.names(None)?))
+        })
+        .await
+        .map_err(|e| StorageError::Engine(format!("recovery task: {e}")))??;
+        let known = Arc::new(Mutex::new(names.into_iter().collect::<HashSet<_>>()));
         if !recovered.is_empty() {
             tracing::info!(traces = recovered.len(), "recovered open traces");
         }
         for (trace_id, last_arrival_us) in recovered {
             let early = table.observe(trace_id, last_arrival_us, 0);
-            self.complete(early, true).await;
+            self.complete(early, true, &known).await;
         }
         let tick = (self.trace_idle / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
         let mut ticker = tokio::time::interval(tick);
@@ -65,7 +69,7 @@ impl Assembler {
                     let Some(batch) = batch else { break };
                     for arrival in batch {
                         let early = table.observe(arrival.trace_id, arrival.received_at_us, arrival.bytes);
-                        self.complete(early, true).await;
+                        self.complete(early, true, &known).await;
                     }
                 }
                 _ = ticker.tick() => {
@@ -74,7 +78,7 @@ impl Assembler {
                         self.trace_idle.as_micros() as u64,
                         self.trace_max_age.as_micros() as u64,
                     );
-                    self.complete(due, false).await;
+                    self.complete(due, false, &known).await;
                 }
             }
             self.telemetry.traces_open(table.len(), table.bytes());
@@ -85,16 +89,40 @@ impl Assembler {
     /// Reads each trace, writes its summary and index entries, hands it on.
     /// A failure leaves the trace marked open in storage, so it is completed
     /// again after a restart; it is logged and counted, never fatal.
-    async fn complete(&self, trace_ids: Vec<TraceId>, early: bool) {
+    /// `known` holds the operation names already in storage, so each is written
+    /// once, not once per trace.
+    async fn complete(
+        &self,
+        trace_ids: Vec<TraceId>,
+        early: bool,
+        known: &Arc<Mutex<HashSet<OperationName>>>,
+    ) {
         for trace_id in trace_ids {
             let store = self.store.clone();
             let keys = self.correlation_keys.clone();
+            let known = known.clone();
             let result =
                 tokio::task::spawn_blocking(move || -> Result<Option<Trace>, StorageError> {
                     let Some(trace) = store.trace(trace_id)? else {
                         return Ok(None);
                     };
-                    store.complete(&TraceSummary::of(&trace, &keys, true))?;
+                    let mut new_names: Vec<OperationName> = {
+                        let known = known.lock().expect("known names lock");
+                        trace
+                            .spans
+                            .iter()
+                            .map(|s| OperationName {
+                                service: s.service().to_string(),
+                                operation: s.name.clone(),
+                                kind: s.kind as u8,
+                            })
+                            .filter(|n| !known.contains(n))
+                            .collect()
+                    };
+                    new_names.sort();
+                    new_names.dedup();
+                    store.complete(&TraceSummary::of(&trace, &keys, true), &new_names)?;
+                    known.lock().expect("known names lock").extend(new_names);
                     Ok(Some(trace))
                 })
                 .await;

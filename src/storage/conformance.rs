@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::memory::MemoryStore;
 use super::rocks::{RocksOptions, RocksStore};
-use super::{IndexTag, TraceStore};
+use super::{IndexTag, OperationName, TraceStore};
 use crate::model::{
     AttrValue, KeyValue, Resource, Span, SpanId, Trace, TraceChunk, TraceId, TraceSummary,
 };
@@ -159,7 +159,7 @@ fn appended_traces_are_open_until_completed() {
             "{name}"
         );
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
-        store.complete(&summary_of(&trace)).unwrap();
+        store.complete(&summary_of(&trace), &[]).unwrap();
         assert_eq!(
             store.open_traces().unwrap(),
             vec![(TraceId([2; 16]), 6)],
@@ -183,7 +183,9 @@ fn a_completion_never_closes_spans_that_arrived_after_it_read() {
         store
             .append(9, &[chunk(vec![span(1, 2, 1_500, "late")])])
             .unwrap();
-        store.complete(&summary_of(&read_before_late_span)).unwrap();
+        store
+            .complete(&summary_of(&read_before_late_span), &[])
+            .unwrap();
         assert_eq!(
             store.open_traces().unwrap(),
             vec![(TraceId([1; 16]), 9)],
@@ -201,14 +203,14 @@ fn recompletion_replaces_index_entries() {
             .append(5, &[chunk(vec![span(1, 1, 5_000_000, "a")])])
             .unwrap();
         let first = summary_of(&store.trace(TraceId([1; 16])).unwrap().unwrap());
-        store.complete(&first).unwrap();
+        store.complete(&first, &[]).unwrap();
         // A late span starting earlier moves the trace's start and adds an id.
         let mut late = span(1, 2, 2_000_000, "late");
         late.attributes
             .push(KeyValue::new("n", AttrValue::String("req_late".into())));
         store.append(9, &[chunk(vec![late])]).unwrap();
         let second = summary_of(&store.trace(TraceId([1; 16])).unwrap().unwrap());
-        store.complete(&second).unwrap();
+        store.complete(&second, &[]).unwrap();
 
         let all = store
             .scan_index(IndexTag::All, "", 0, u64::MAX, 10)
@@ -237,7 +239,7 @@ fn index_scans_are_newest_first_within_the_range() {
             }
             store.append(u64::from(n), &[chunk(vec![s])]).unwrap();
             let trace = store.trace(TraceId([n; 16])).unwrap().unwrap();
-            store.complete(&summary_of(&trace)).unwrap();
+            store.complete(&summary_of(&trace), &[]).unwrap();
         }
         let hits = store
             .scan_index(IndexTag::Service, "svc", 15_000, 35_000, 10)
@@ -253,5 +255,32 @@ fn index_scans_are_newest_first_within_the_range() {
             .scan_index(IndexTag::Service, "other", 0, u64::MAX, 10)
             .unwrap()
             .is_empty());
+    }
+}
+
+#[test]
+fn operation_names_are_listed_by_service() {
+    for (name, store, _dir) in stores() {
+        let op = |service: &str, operation: &str, kind: u8| OperationName {
+            service: service.into(),
+            operation: operation.into(),
+            kind,
+        };
+        store.append(5, &[chunk(vec![span(1, 1, 1, "a")])]).unwrap();
+        let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
+        let names = [
+            op("order", "GET /orders", 2),
+            op("order", "SELECT", 3),
+            op("order-v2", "x", 1),
+        ];
+        store.complete(&summary_of(&trace), &names).unwrap();
+        store.complete(&summary_of(&trace), &names[..1]).unwrap();
+        assert_eq!(store.names(None).unwrap(), names.to_vec(), "{name}");
+        assert_eq!(
+            store.names(Some("order")).unwrap(),
+            names[..2].to_vec(),
+            "{name}"
+        );
+        assert!(store.names(Some("ord")).unwrap().is_empty(), "{name}");
     }
 }

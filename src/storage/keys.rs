@@ -10,7 +10,13 @@
 //! | `traces`| trace_id (16)                                              | `TraceSummary` (proto/) |
 //! | `index` | tag (1) · hash (u64) · start_us (u64) · trace_id (16)      | duration_us (u64) · flags (1) |
 //! | `open`  | trace_id (16)                                              | last arrival µs (u64) · last completion µs (u64), merged by max |
+//! | `names` | service · 0x00 · operation · 0x00 · span kind (1)          | empty |
 //! | `meta`  | name (ASCII)                                               | per key |
+//!
+//! `names` lists every (service, operation, kind) seen, for the service and
+//! operation pickers; the service is a prefix, so one scan lists a service's
+//! operations. Service and operation names may not contain a NUL byte; one that
+//! does is cut at it.
 //!
 //! `index` keys are written once per completed trace (not per span): a tag for
 //! what is indexed (service, correlation id, all traces), a hash of the indexed
@@ -35,6 +41,55 @@ pub const CF_META: &str = "meta";
 pub const CF_TRACES: &str = "traces";
 pub const CF_INDEX: &str = "index";
 pub const CF_OPEN: &str = "open";
+pub const CF_NAMES: &str = "names";
+
+/// A `names` key: a service, one of its operations and the span kind.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OperationName {
+    pub service: String,
+    pub operation: String,
+    /// `SpanKind` as its OTLP number.
+    pub kind: u8,
+}
+
+fn until_nul(text: &str) -> &str {
+    text.split('\0').next().unwrap_or("")
+}
+
+pub fn encode_name_key(name: &OperationName) -> Vec<u8> {
+    let service = until_nul(&name.service);
+    let operation = until_nul(&name.operation);
+    let mut out = Vec::with_capacity(service.len() + operation.len() + 3);
+    out.extend_from_slice(service.as_bytes());
+    out.push(0);
+    out.extend_from_slice(operation.as_bytes());
+    out.push(0);
+    out.push(name.kind);
+    out
+}
+
+pub fn decode_name_key(bytes: &[u8]) -> Result<OperationName, KeyError> {
+    let error = || KeyError {
+        cf: CF_NAMES,
+        len: bytes.len(),
+    };
+    let (&kind, rest) = bytes.split_last().ok_or_else(error)?;
+    let rest = rest.strip_suffix(&[0]).ok_or_else(error)?;
+    let split = rest.iter().position(|&b| b == 0).ok_or_else(error)?;
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| error());
+    Ok(OperationName {
+        service: text(&rest[..split])?,
+        operation: text(&rest[split + 1..])?,
+        kind,
+    })
+}
+
+/// The prefix of every `names` key of `service`.
+pub fn name_prefix(service: &str) -> Vec<u8> {
+    let mut out = until_nul(service).as_bytes().to_vec();
+    out.push(0);
+    out
+}
 
 /// `meta` key holding the storage format version (u32 big-endian).
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
@@ -303,6 +358,26 @@ mod tests {
         let grouped = merge_open_values([&left[..], &right[..]]);
         assert_eq!(all, grouped);
         assert_eq!(decode_open_value(&all), Some((9, 7)));
+    }
+
+    #[test]
+    fn name_keys_round_trip_and_group_by_service() {
+        let name = OperationName {
+            service: "order-service".into(),
+            operation: "GET /orders/{id}".into(),
+            kind: 2,
+        };
+        let bytes = encode_name_key(&name);
+        assert_eq!(bytes, b"order-service\0GET /orders/{id}\0\x02");
+        assert_eq!(decode_name_key(&bytes).unwrap(), name);
+        assert!(bytes.starts_with(&name_prefix("order-service")));
+        assert!(!encode_name_key(&OperationName {
+            service: "order-service-v2".into(),
+            operation: "x".into(),
+            kind: 0
+        })
+        .starts_with(&name_prefix("order-service")));
+        assert!(decode_name_key(b"no separators").is_err());
     }
 
     fn arb_key() -> impl Strategy<Value = SpanKey> {

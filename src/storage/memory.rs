@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use super::keys::index_hash;
-use super::{index_entries, merge_chunks, IndexHit, IndexTag, StorageError, TraceStore};
+use super::{
+    index_entries, merge_chunks, IndexHit, IndexTag, OperationName, StorageError, TraceStore,
+};
 use crate::model::{Span, Trace, TraceChunk, TraceId, TraceSummary};
 
 /// The chunks of one trace with the time each was received.
@@ -23,6 +25,7 @@ struct State {
     summaries: HashMap<TraceId, TraceSummary>,
     /// (tag, hash, start_us, trace) → (duration_us, error)
     index: BTreeMap<(u8, u64, u64, TraceId), (u64, bool)>,
+    names: std::collections::BTreeSet<OperationName>,
 }
 
 impl MemoryStore {
@@ -72,8 +75,13 @@ impl TraceStore for MemoryStore {
         Ok(state.open.get(&trace_id).is_none_or(|(a, c)| a > c))
     }
 
-    fn complete(&self, summary: &TraceSummary) -> Result<(), StorageError> {
+    fn complete(
+        &self,
+        summary: &TraceSummary,
+        new_names: &[OperationName],
+    ) -> Result<(), StorageError> {
         let mut state = self.state.lock().expect("memory store lock");
+        state.names.extend(new_names.iter().cloned());
         if let Some(old) = state.summaries.remove(&summary.trace_id) {
             for (tag, value) in index_entries(&old) {
                 let key = (
@@ -100,6 +108,16 @@ impl TraceStore for MemoryStore {
         let open = state.open.entry(summary.trace_id).or_default();
         open.1 = open.1.max(summary.last_received_us);
         Ok(())
+    }
+
+    fn names(&self, service: Option<&str>) -> Result<Vec<OperationName>, StorageError> {
+        let state = self.state.lock().expect("memory store lock");
+        Ok(state
+            .names
+            .iter()
+            .filter(|n| service.is_none_or(|s| n.service == s))
+            .cloned()
+            .collect())
     }
 
     fn summary(&self, trace_id: TraceId) -> Result<Option<TraceSummary>, StorageError> {

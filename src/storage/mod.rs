@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use crate::model::{Span, Trace, TraceChunk, TraceId, TraceSummary};
 
-pub use keys::IndexTag;
+pub use keys::{IndexTag, OperationName};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -60,8 +60,17 @@ pub trait TraceStore: Send + Sync + 'static {
     /// Stores a completed trace's summary and its index entries, replacing
     /// those of an earlier completion of the same trace (never duplicating
     /// them), and closes the trace unless spans arrived after
-    /// `summary.last_received_us`. One atomic batch; durable when `Ok`.
-    fn complete(&self, summary: &TraceSummary) -> Result<(), StorageError>;
+    /// `summary.last_received_us`. `new_names` are operation names first seen
+    /// in this trace. One atomic batch; durable when `Ok`.
+    fn complete(
+        &self,
+        summary: &TraceSummary,
+        new_names: &[OperationName],
+    ) -> Result<(), StorageError>;
+
+    /// Every (service, operation, kind) recorded by completions, sorted; only
+    /// those of `service` when given.
+    fn names(&self, service: Option<&str>) -> Result<Vec<OperationName>, StorageError>;
 
     /// The summary written by the last completion, `complete` set from the
     /// trace's open state.

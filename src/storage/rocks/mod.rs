@@ -19,7 +19,10 @@ use super::keys::{
     index_range, merge_open_values, span_key_prefix, IndexKey, SpanKey, CF_INDEX, CF_META, CF_OPEN,
     CF_SPANS, CF_TRACES, META_FORMAT_VERSION,
 };
-use super::{index_entries, merge_chunks, IndexHit, IndexTag, StorageError, TraceStore};
+use super::keys::{decode_name_key, encode_name_key, name_prefix, CF_NAMES};
+use super::{
+    index_entries, merge_chunks, IndexHit, IndexTag, OperationName, StorageError, TraceStore,
+};
 use crate::model::{Trace, TraceChunk, TraceId, TraceSummary};
 
 /// The on-disk format this build writes and reads.
@@ -94,6 +97,7 @@ impl RocksStore {
                 ColumnFamilyDescriptor::new(CF_TRACES, traces),
                 ColumnFamilyDescriptor::new(CF_INDEX, index),
                 ColumnFamilyDescriptor::new(CF_OPEN, open),
+                ColumnFamilyDescriptor::new(CF_NAMES, Options::default()),
                 ColumnFamilyDescriptor::new(CF_META, Options::default()),
             ],
         )?;
@@ -218,7 +222,7 @@ impl TraceStore for RocksStore {
 
     fn flush(&self) -> Result<(), StorageError> {
         self.db.flush_wal(true)?;
-        for cf in [CF_SPANS, CF_TRACES, CF_INDEX, CF_OPEN, CF_META] {
+        for cf in [CF_SPANS, CF_TRACES, CF_INDEX, CF_OPEN, CF_NAMES, CF_META] {
             self.db.flush_cf(self.cf(cf))?;
         }
         Ok(())
@@ -247,9 +251,16 @@ impl TraceStore for RocksStore {
         Ok(self.open_state(trace_id)?.is_none_or(|(a, c)| a > c))
     }
 
-    fn complete(&self, summary: &TraceSummary) -> Result<(), StorageError> {
+    fn complete(
+        &self,
+        summary: &TraceSummary,
+        new_names: &[OperationName],
+    ) -> Result<(), StorageError> {
         let index_cf = self.cf(CF_INDEX);
         let mut batch = WriteBatch::default();
+        for name in new_names {
+            batch.put_cf(self.cf(CF_NAMES), encode_name_key(name), []);
+        }
         if let Some(old) = self.stored_summary(summary.trace_id)? {
             for (tag, value) in index_entries(&old) {
                 batch.delete_cf(
@@ -290,6 +301,23 @@ impl TraceStore for RocksStore {
         write.set_sync(self.sync_writes);
         self.db.write_opt(batch, &write)?;
         Ok(())
+    }
+
+    fn names(&self, service: Option<&str>) -> Result<Vec<OperationName>, StorageError> {
+        let prefix = service.map(name_prefix).unwrap_or_default();
+        let mut names = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_NAMES),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (key, _) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            names.push(decode_name_key(&key).map_err(|e| StorageError::Corrupt(e.to_string()))?);
+        }
+        Ok(names)
     }
 
     fn summary(&self, trace_id: TraceId) -> Result<Option<TraceSummary>, StorageError> {

@@ -186,6 +186,45 @@ async fn traces_complete_and_are_found_by_every_indexed_filter() {
     assert_eq!(status, 400);
     assert_eq!(missing["errors"][0]["code"], 400);
 
+    // Jaeger's search: a trace matches when one span matches everything.
+    let jaeger = |query: &'static str| {
+        let url = format!("{api}/api/traces?{query}");
+        async move {
+            let (status, body) = get_json(&url).await;
+            assert_eq!(status, 200, "{query}: {body}");
+            let mut ids: Vec<String> = body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["traceID"].as_str().unwrap()[..2].to_string())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(jaeger("service=gateway").await, ["aa", "bb", "cc"]);
+    assert_eq!(
+        jaeger("service=gateway&operation=GET%20%2Forders").await,
+        ["aa"]
+    );
+    assert_eq!(jaeger("service=gateway&minDuration=200ms").await, ["cc"]);
+    assert_eq!(jaeger("service=search&tag=error:true").await, ["bb"]);
+    assert_eq!(
+        jaeger("service=order&tags=%7B%22correlation_id%22%3A%22req_A%22%7D").await,
+        ["aa"]
+    );
+    assert_eq!(
+        jaeger("service=gateway&tag=correlation_id:req_A&maxDuration=150ms").await,
+        ["aa"]
+    );
+    assert!(jaeger("service=order&minDuration=1s").await.is_empty());
+    let (status, body) = get_json(&format!(
+        "{api}/api/traces?service=gateway&minDuration=fast"
+    ))
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["errors"][0]["code"], 400);
+
     // A late span re-opens 0xaa; after re-completion it is found by its new
     // service and still once by its correlation id.
     send(

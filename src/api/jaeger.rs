@@ -18,7 +18,15 @@ use serde_json::Value;
 
 use super::error::{parse_trace_id, ApiError};
 use super::ApiState;
+use crate::ingest::now_us;
 use crate::model::{AttrValue, KeyValue, Resource, Span, SpanKind, StatusCode, Trace, TraceId};
+use crate::storage::IndexTag;
+
+/// Most candidate traces one search loads before answering.
+const SEARCH_CANDIDATES: usize = 5_000;
+/// How long one search may spend loading candidates before answering with
+/// what it found.
+const SEARCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Serialize)]
 struct Envelope<T: Serialize> {
@@ -156,6 +164,227 @@ pub async fn operations(
                 .map(|(name, kind)| serde_json::json!({"name": name, "spanKind": kind}))
                 .collect();
             ok(operations)
+        }
+        Err(error) => error_envelope(error),
+    }
+}
+
+/// What `/api/traces` selects: a trace matches when one of its spans matches
+/// every criterion, as in Jaeger.
+struct SpanCriteria {
+    service: String,
+    operation: Option<String>,
+    tags: Vec<(String, String)>,
+    min_duration_us: Option<u64>,
+    max_duration_us: Option<u64>,
+    start_us: u64,
+    end_us: u64,
+}
+
+impl SpanCriteria {
+    fn parse(params: &[(String, String)]) -> Result<(Self, usize), ApiError> {
+        let bad = |m: String| ApiError::BadRequest(m);
+        let get = |key: &str| {
+            params
+                .iter()
+                .find(|(k, v)| k == key && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        };
+        let service =
+            get("service").ok_or_else(|| bad("parameter 'service' is required".into()))?;
+        let mut tags = Vec::new();
+        for (key, value) in params {
+            match key.as_str() {
+                "tag" => {
+                    let (k, v) = value
+                        .split_once(':')
+                        .ok_or_else(|| bad(format!("tag {value:?} is not key:value")))?;
+                    tags.push((k.to_string(), v.to_string()));
+                }
+                "tags" => {
+                    let map: serde_json::Map<String, Value> = serde_json::from_str(value)
+                        .map_err(|e| bad(format!("tags is not a JSON object: {e}")))?;
+                    for (k, v) in map {
+                        let v = match v {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        tags.push((k, v));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let micros = |key: &str| -> Result<Option<u64>, ApiError> {
+            get(key)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| bad(format!("{key}: {v:?} is not microseconds")))
+                })
+                .transpose()
+        };
+        let duration = |key: &str| -> Result<Option<u64>, ApiError> {
+            get(key)
+                .map(|v| {
+                    parse_go_duration_us(&v).ok_or_else(|| {
+                        bad(format!("{key}: {v:?} is not a duration like 1.5ms or 2s"))
+                    })
+                })
+                .transpose()
+        };
+        let end_us = micros("end")?.unwrap_or_else(now_us);
+        let start_us = micros("start")?.unwrap_or(end_us.saturating_sub(3_600_000_000));
+        let limit = match get("limit") {
+            None => 20,
+            Some(v) => v
+                .parse::<usize>()
+                .map_err(|_| bad(format!("limit: {v:?} is not a number")))?
+                .clamp(1, 1500),
+        };
+        Ok((
+            Self {
+                service,
+                operation: get("operation"),
+                tags,
+                min_duration_us: duration("minDuration")?,
+                max_duration_us: duration("maxDuration")?,
+                start_us,
+                end_us,
+            },
+            limit,
+        ))
+    }
+
+    fn matches(&self, span: &Span) -> bool {
+        let duration_us = span.duration_ns() / 1_000;
+        let start_us = span.start_ns / 1_000;
+        span.service() == self.service
+            && self.operation.as_ref().is_none_or(|op| *op == span.name)
+            && self.min_duration_us.is_none_or(|min| duration_us >= min)
+            && self.max_duration_us.is_none_or(|max| duration_us <= max)
+            && (self.start_us..=self.end_us).contains(&start_us)
+            && self
+                .tags
+                .iter()
+                .all(|(key, value)| tag_matches(span, key, value))
+    }
+}
+
+/// A tag filter compares the string form of the span's attribute, else of its
+/// resource's, plus the tags Jaeger derives (`error`, `span.kind`).
+fn tag_matches(span: &Span, key: &str, value: &str) -> bool {
+    let derived = match key {
+        "error" => Some((span.status.code == StatusCode::Error).to_string()),
+        "span.kind" => Some(span.kind.as_str().to_string()),
+        _ => None,
+    };
+    if derived.as_deref() == Some(value) {
+        return true;
+    }
+    span.attributes
+        .iter()
+        .chain(span.resource.attributes.iter())
+        .any(|kv| kv.key == key && kv.value.to_string_form() == value)
+}
+
+/// Go's duration syntax as Jaeger takes it: `1.5ms`, `100us`, `1m30s`.
+fn parse_go_duration_us(text: &str) -> Option<u64> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total_ns = 0f64;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total_ns += value * scale;
+    }
+    (total_ns.is_finite() && total_ns >= 0.0).then(|| (total_ns / 1e3) as u64)
+}
+
+/// `GET /api/traces`: Jaeger's trace search. Candidates come from the service
+/// index, newest first; each is loaded and kept when one of its spans matches.
+/// The scan is bounded in candidates and time; when it stops early the answer
+/// says so in `warnings`.
+pub async fn search_traces(
+    State(state): State<Arc<ApiState>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let (criteria, limit) = match SpanCriteria::parse(&params) {
+        Ok(parsed) => parsed,
+        Err(error) => return error_envelope(error),
+    };
+    let result = state
+        .blocking(move |store| {
+            let started = std::time::Instant::now();
+            // A trace starts at or before its spans; an hour of slack catches
+            // long traces whose matching span starts in the range.
+            let hits = store.scan_index(
+                IndexTag::Service,
+                &criteria.service,
+                criteria.start_us.saturating_sub(3_600_000_000),
+                criteria.end_us,
+                SEARCH_CANDIDATES,
+            )?;
+            let candidates = hits.len();
+            let mut found = Vec::new();
+            let mut warning = None;
+            for (n, hit) in hits.into_iter().enumerate() {
+                if found.len() >= limit {
+                    break;
+                }
+                if started.elapsed() > SEARCH_DEADLINE {
+                    warning = Some(format!(
+                        "search stopped after {}s having examined {n} of {candidates} traces; narrow the time range or add filters",
+                        SEARCH_DEADLINE.as_secs()
+                    ));
+                    break;
+                }
+                if let Some(trace) = store.trace(hit.trace_id)? {
+                    if trace.spans.iter().any(|s| criteria.matches(s)) {
+                        found.push(trace);
+                    }
+                }
+            }
+            if warning.is_none() && candidates == SEARCH_CANDIDATES && found.len() < limit {
+                warning = Some(format!(
+                    "only the newest {SEARCH_CANDIDATES} traces of the service were examined"
+                ));
+            }
+            Ok((found, warning))
+        })
+        .await;
+    match result {
+        Ok((traces, warning)) => {
+            let data: Vec<JaegerTrace> = traces.iter().map(to_jaeger).collect();
+            let mut body = serde_json::to_value(Envelope {
+                total: data.len(),
+                data,
+                limit: 0,
+                offset: 0,
+                errors: None,
+            })
+            .unwrap_or(Value::Null);
+            if let Some(warning) = warning {
+                body["warnings"] = serde_json::json!([warning]);
+            }
+            Json(body).into_response()
         }
         Err(error) => error_envelope(error),
     }
@@ -428,6 +657,17 @@ mod tests {
         assert_eq!(s["logs"][0]["fields"][0]["value"], "retry");
         assert_eq!(json["processes"]["p1"]["serviceName"], "order-service");
         assert_eq!(json["processes"]["p1"]["tags"][0]["key"], "host.name");
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration_us("1.5ms"), Some(1_500));
+        assert_eq!(parse_go_duration_us("100us"), Some(100));
+        assert_eq!(parse_go_duration_us("1m30s"), Some(90_000_000));
+        assert_eq!(parse_go_duration_us("2s"), Some(2_000_000));
+        assert_eq!(parse_go_duration_us("10"), None);
+        assert_eq!(parse_go_duration_us("1x"), None);
+        assert_eq!(parse_go_duration_us(""), None);
     }
 
     #[test]

@@ -64,6 +64,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(jaeger::service_operations),
         )
         .route("/api/operations", get(jaeger::operations))
+        .route("/api/traces", get(jaeger::search_traces))
         .route("/api/traces/{trace_id}", get(jaeger::get_trace))
         .route("/api/v1/traces", get(v1::search_traces))
         .route("/api/v1/traces/{trace_id}", get(v1::get_trace))

@@ -158,6 +158,18 @@ async fn traces_complete_and_are_found_by_every_indexed_filter() {
     assert_eq!(search(api, "error=true").await, ["bb"]);
     assert_eq!(search(api, "limit=1").await, ["bb"]);
     assert!(search(api, "lookback=1ms&end=1000").await.is_empty());
+    assert_eq!(search(api, "operation=SELECT%20orders").await, ["aa"]);
+    assert_eq!(search(api, "attr=correlation_id:req_B").await, ["bb"]);
+    assert_eq!(
+        search(
+            api,
+            "service=gateway&attr=correlation_id:req_A&attr=correlation_id:req_A"
+        )
+        .await,
+        ["aa", "cc"]
+    );
+    let (status, _) = get_json(&format!("{api}/api/v1/traces?finding=slow_db")).await;
+    assert_eq!(status, 400);
     let (status, body) = get_json(&format!("{api}/api/v1/traces?min_duration=soon")).await;
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("min_duration"));

@@ -272,7 +272,7 @@ impl SpanCriteria {
 
 /// A tag filter compares the string form of the span's attribute, else of its
 /// resource's, plus the tags Jaeger derives (`error`, `span.kind`).
-fn tag_matches(span: &Span, key: &str, value: &str) -> bool {
+pub(super) fn tag_matches(span: &Span, key: &str, value: &str) -> bool {
     let derived = match key {
         "error" => Some((span.status.code == StatusCode::Error).to_string()),
         "span.kind" => Some(span.kind.as_str().to_string()),

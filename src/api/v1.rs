@@ -1,6 +1,5 @@
 //! The native API, `/api/v1` (see API.md): traces with their summary.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ const SCAN_CAP: usize = 20_000;
 /// `GET /api/v1/traces`: completed traces, filtered through the indexes.
 pub async fn search_traces(
     State(state): State<Arc<ApiState>>,
-    Query(params): Query<HashMap<String, String>>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
     let query = SearchQuery::parse(&params)?;
     let (limit, by_duration) = (query.limit, query.by_duration);
@@ -47,7 +46,7 @@ pub async fn search_traces(
                 let Some(summary) = store.summary(hit.trace_id)? else {
                     continue;
                 };
-                if query.matches(&summary) {
+                if query.matches(&summary) && query.matches_spans(store, hit.trace_id)? {
                     summaries.push(summary);
                     if !query.by_duration && summaries.len() >= query.limit {
                         break;
@@ -70,6 +69,10 @@ pub async fn search_traces(
 /// The filters of `GET /api/v1/traces` (API.md), parsed and checked.
 struct SearchQuery {
     service: Option<String>,
+    /// Any span named so; checked on the spans, not through an index.
+    operation: Option<String>,
+    /// `attr=key:value`, each on any span; checked on the spans.
+    attrs: Vec<(String, String)>,
     correlation_id: Option<String>,
     min_duration: Option<Duration>,
     max_duration: Option<Duration>,
@@ -81,19 +84,30 @@ struct SearchQuery {
 }
 
 impl SearchQuery {
-    fn parse(params: &HashMap<String, String>) -> Result<Self, ApiError> {
+    fn parse(params: &[(String, String)]) -> Result<Self, ApiError> {
         let bad = |message: String| ApiError::BadRequest(message);
-        for unsupported in ["operation", "attr", "finding"] {
-            if params.contains_key(unsupported) {
-                return Err(bad(format!(
-                    "the {unsupported:?} filter is not available yet; search by service, correlation_id, duration, error or time"
-                )));
-            }
+        if params.iter().any(|(k, _)| k == "finding") {
+            return Err(bad(
+                "the \"finding\" filter needs the detectors, which are not in this build yet"
+                    .into(),
+            ));
         }
-        let non_empty = |key: &str| params.get(key).filter(|v| !v.is_empty()).cloned();
-        let duration = |key: &str| -> Result<Option<Duration>, ApiError> {
+        let mut attrs = Vec::new();
+        for (_, value) in params.iter().filter(|(k, _)| k == "attr") {
+            let (k, v) = value
+                .split_once(':')
+                .ok_or_else(|| bad(format!("attr {value:?} is not key:value")))?;
+            attrs.push((k.to_string(), v.to_string()));
+        }
+        let non_empty = |key: &str| {
             params
-                .get(key)
+                .iter()
+                .find(|(k, v)| k == key && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        };
+        let get = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        let duration = |key: &str| -> Result<Option<Duration>, ApiError> {
+            get(key)
                 .map(|v| {
                     parse_duration(v).ok_or_else(|| {
                         bad(format!(
@@ -103,7 +117,7 @@ impl SearchQuery {
                 })
                 .transpose()
         };
-        let limit = match params.get("limit") {
+        let limit = match get("limit") {
             None => 20,
             Some(v) => v
                 .parse::<usize>()
@@ -111,23 +125,23 @@ impl SearchQuery {
                 .filter(|n| (1..=1000).contains(n))
                 .ok_or_else(|| bad(format!("limit: {v:?} is not a number from 1 to 1000")))?,
         };
-        let by_duration = match params.get("sort").map(String::as_str) {
+        let by_duration = match get("sort").map(String::as_str) {
             None | Some("start") => false,
             Some("duration") => true,
             Some(other) => return Err(bad(format!("sort: {other:?} is not start or duration"))),
         };
-        let error_only = match params.get("error").map(String::as_str) {
+        let error_only = match get("error").map(String::as_str) {
             None | Some("false") => false,
             Some("true") => true,
             Some(other) => return Err(bad(format!("error: {other:?} is not true or false"))),
         };
         let now = now_us();
-        let end_us = match params.get("end") {
+        let end_us = match get("end") {
             Some(v) => parse_time_us(v)
                 .ok_or_else(|| bad(format!("end: {v:?} is not unix ms or RFC 3339")))?,
             None => now,
         };
-        let start_us = match (params.get("start"), params.get("lookback")) {
+        let start_us = match (get("start"), get("lookback")) {
             (Some(v), _) => parse_time_us(v)
                 .ok_or_else(|| bad(format!("start: {v:?} is not unix ms or RFC 3339")))?,
             (None, Some(v)) => {
@@ -141,6 +155,8 @@ impl SearchQuery {
             return Err(bad("start is after end".into()));
         }
         Ok(Self {
+            operation: non_empty("operation"),
+            attrs,
             service: non_empty("service"),
             correlation_id: non_empty("correlation_id"),
             min_duration: duration("min_duration")?,
@@ -151,6 +167,32 @@ impl SearchQuery {
             start_us,
             end_us,
         })
+    }
+
+    /// Operation and attribute filters, which no index answers: the trace is
+    /// loaded and its spans checked. The scan stays bounded by `SCAN_CAP`.
+    fn matches_spans(
+        &self,
+        store: &dyn crate::storage::TraceStore,
+        trace_id: crate::model::TraceId,
+    ) -> Result<bool, crate::storage::StorageError> {
+        if self.operation.is_none() && self.attrs.is_empty() {
+            return Ok(true);
+        }
+        let Some(trace) = store.trace(trace_id)? else {
+            return Ok(false);
+        };
+        let operation = self
+            .operation
+            .as_ref()
+            .is_none_or(|op| trace.spans.iter().any(|s| s.name == *op));
+        let attrs = self.attrs.iter().all(|(key, value)| {
+            trace
+                .spans
+                .iter()
+                .any(|s| super::jaeger::tag_matches(s, key, value))
+        });
+        Ok(operation && attrs)
     }
 
     /// The filters the index scan cannot settle by itself.

@@ -281,3 +281,88 @@ async fn bad_input_gets_its_specified_answer() {
     );
     server.stop().await;
 }
+
+/// The Jaeger view of a known trace, compared whole with the JSON built by hand
+/// from Jaeger's documented format: envelope, `processes`, `references`, tag
+/// `type`s, microseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jaeger_json_matches_the_documented_shape_exactly() {
+    let server = TestServer::start().await;
+    let payload = json!({"resourceSpans": [
+      {"resource": {"attributes": [
+          {"key": "service.name", "value": {"stringValue": "frontend"}},
+          {"key": "host.name", "value": {"stringValue": "fe-1"}}]},
+       "scopeSpans": [{"spans": [{
+          "traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
+          "name": "GET /books", "kind": 2,
+          "startTimeUnixNano": "1764316800000000000", "endTimeUnixNano": "1764316800250000000",
+          "attributes": [{"key": "http.response.status_code", "value": {"intValue": "200"}}]}]}]},
+      {"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "catalog"}}]},
+       "scopeSpans": [{"scope": {"name": "catalog.db", "version": "1.0"}, "spans": [{
+          "traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "00f067aa0ba902b7",
+          "parentSpanId": "b7ad6b7169203331", "name": "SELECT books", "kind": 3,
+          "startTimeUnixNano": "1764316800010000000", "endTimeUnixNano": "1764316800130000000",
+          "attributes": [
+            {"key": "db.system.name", "value": {"stringValue": "postgresql"}},
+            {"key": "db.rows", "value": {"intValue": "12"}},
+            {"key": "db.cached", "value": {"boolValue": false}},
+            {"key": "db.load", "value": {"doubleValue": 0.25}}],
+          "events": [{"timeUnixNano": "1764316800020000000", "name": "retry",
+                      "attributes": [{"key": "attempt", "value": {"intValue": "2"}}]}],
+          "status": {"code": 2, "message": "timeout"}}]}]}
+    ]});
+    let (status, _, _) = post(
+        &server.otlp_http_url,
+        "application/json",
+        None,
+        serde_json::to_vec(&payload).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, got) = get_json(&format!(
+        "{}/api/traces/0af7651916cd43dd8448eb211c80319c",
+        server.api_url
+    ))
+    .await;
+    assert_eq!(status, 200);
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let expected = json!({
+      "data": [{
+        "traceID": trace_id,
+        "spans": [
+          {"traceID": trace_id, "spanID": "b7ad6b7169203331", "operationName": "GET /books",
+           "references": [], "startTime": 1764316800000000u64, "duration": 250000,
+           "tags": [
+             {"key": "http.response.status_code", "type": "int64", "value": 200},
+             {"key": "span.kind", "type": "string", "value": "server"}],
+           "logs": [], "processID": "p1", "warnings": null},
+          {"traceID": trace_id, "spanID": "00f067aa0ba902b7", "operationName": "SELECT books",
+           "references": [{"refType": "CHILD_OF", "traceID": trace_id, "spanID": "b7ad6b7169203331"}],
+           "startTime": 1764316800010000u64, "duration": 120000,
+           "tags": [
+             {"key": "db.system.name", "type": "string", "value": "postgresql"},
+             {"key": "db.rows", "type": "int64", "value": 12},
+             {"key": "db.cached", "type": "bool", "value": false},
+             {"key": "db.load", "type": "float64", "value": 0.25},
+             {"key": "span.kind", "type": "string", "value": "client"},
+             {"key": "otel.status_code", "type": "string", "value": "ERROR"},
+             {"key": "error", "type": "bool", "value": true},
+             {"key": "otel.status_description", "type": "string", "value": "timeout"},
+             {"key": "otel.scope.name", "type": "string", "value": "catalog.db"},
+             {"key": "otel.scope.version", "type": "string", "value": "1.0"}],
+           "logs": [{"timestamp": 1764316800020000u64, "fields": [
+             {"key": "event", "type": "string", "value": "retry"},
+             {"key": "attempt", "type": "int64", "value": 2}]}],
+           "processID": "p2", "warnings": null}
+        ],
+        "processes": {
+          "p1": {"serviceName": "frontend", "tags": [{"key": "host.name", "type": "string", "value": "fe-1"}]},
+          "p2": {"serviceName": "catalog", "tags": []}
+        },
+        "warnings": null
+      }],
+      "total": 1, "limit": 0, "offset": 0, "errors": null
+    });
+    assert_eq!(got, expected);
+    server.stop().await;
+}

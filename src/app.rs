@@ -120,7 +120,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     });
     let ready = Arc::new(AtomicBool::new(false));
     let api_state = Arc::new(ApiState {
-        store: trace_store,
+        store: trace_store.clone(),
         telemetry: telemetry.clone(),
         correlation_keys: config.index.correlation_keys.clone(),
         ready: ready.clone(),
@@ -202,6 +202,23 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
                 .await
                 .map_err(|e| AppError::Server {
                     listener: "assembly",
+                    message: e.to_string(),
+                })
+        });
+    }
+    {
+        let token = shutdown.clone();
+        let store = trace_store.clone();
+        let telemetry = telemetry.clone();
+        let (retention, interval) = (
+            config.storage.retention,
+            config.storage.retention_check_interval,
+        );
+        servers.spawn(async move {
+            crate::storage::retention::run(store, telemetry, retention, interval, token)
+                .await
+                .map_err(|e| AppError::Server {
+                    listener: "retention",
                     message: e.to_string(),
                 })
         });

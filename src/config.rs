@@ -109,6 +109,12 @@ pub struct StorageConfig {
     pub ack_mode: AckMode,
     /// RocksDB block cache, in MiB.
     pub block_cache_mb: usize,
+    /// Traces that started longer ago than this are deleted.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How often expired traces are looked for.
+    #[serde(with = "humantime_serde")]
+    pub retention_check_interval: Duration,
 }
 
 impl Default for StorageConfig {
@@ -116,6 +122,8 @@ impl Default for StorageConfig {
         Self {
             ack_mode: AckMode::Wal,
             block_cache_mb: 64,
+            retention: Duration::from_secs(72 * 3600),
+            retention_check_interval: Duration::from_secs(60),
         }
     }
 }
@@ -268,6 +276,12 @@ impl Config {
             return invalid(
                 "assembly.trace_max_age",
                 "must be at least assembly.trace_idle",
+            );
+        }
+        if self.storage.retention.is_zero() || self.storage.retention_check_interval.is_zero() {
+            return invalid(
+                "storage.retention",
+                "retention and retention_check_interval must be above zero",
             );
         }
         if self.assembly.max_open_traces == 0 {

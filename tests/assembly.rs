@@ -303,3 +303,58 @@ async fn open_traces_survive_sigkill_and_complete_after_restart() {
         ["dd"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_past_retention_disappear_from_every_query() {
+    let server = TestServer::start_with(|c| {
+        c.assembly.trace_idle = Duration::from_millis(200);
+        c.storage.retention = Duration::from_secs(3);
+        c.storage.retention_check_interval = Duration::from_millis(100);
+    })
+    .await;
+    // A trace from two hours ago: past retention by its timestamps, but kept
+    // until its spans have also been stored for the retention.
+    let two_hours_ms = 2 * 3600 * 1000;
+    let old_span = span(
+        now_ns(),
+        0xe1,
+        1,
+        None,
+        "GET /old",
+        two_hours_ms,
+        5,
+        "req_old",
+    );
+    send(&server.grpc_url, "gateway", vec![old_span]).await;
+    wait_complete(&server.api_url, 0xe1, 1).await;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let new_span = span(now_ns(), 0xe2, 1, None, "GET /new", 100, 5, "req_new");
+    send(&server.grpc_url, "gateway", vec![new_span]).await;
+    let old = format!(
+        "{}/api/v1/traces/{}",
+        server.api_url,
+        hex::encode([0xe1_u8; 16])
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while get_json(&old).await.0 != 404 {
+        if Instant::now() >= deadline {
+            let (_, metrics) = common::get_text(&format!("{}/metrics", server.api_url)).await;
+            panic!("the expired trace is still there\n{metrics}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_complete(&server.api_url, 0xe2, 1).await;
+    assert!(
+        search(&server.api_url, "correlation_id=req_old&lookback=24h")
+            .await
+            .is_empty()
+    );
+    assert_eq!(search(&server.api_url, "lookback=24h").await, ["e2"]);
+    let (_, metrics) = common::get_text(&format!("{}/metrics", server.api_url)).await;
+    assert_eq!(
+        common::metric(&metrics, "tracemap_traces_expired_total"),
+        Some(1.0),
+        "{metrics}"
+    );
+    server.stop().await;
+}

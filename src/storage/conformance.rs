@@ -284,3 +284,58 @@ fn operation_names_are_listed_by_service() {
         assert!(store.names(Some("ord")).unwrap().is_empty(), "{name}");
     }
 }
+
+#[test]
+fn expired_traces_vanish_from_every_read() {
+    for (name, store, _dir) in stores() {
+        for (n, start_ms) in [(1u8, 10u64), (2, 20), (3, 30)] {
+            store
+                .append(
+                    u64::from(n),
+                    &[chunk(vec![span(n, 1, start_ms * 1_000_000, "op")])],
+                )
+                .unwrap();
+            let trace = store.trace(TraceId([n; 16])).unwrap().unwrap();
+            store.complete(&summary_of(&trace), &[]).unwrap();
+        }
+        // The clock is the caller's: "now" minus retention is 25 ms here.
+        // Received at 1, 2 and 3 µs, so receipt does not hold any back...
+        assert_eq!(store.expire(25_000, 10).unwrap(), 2, "{name}");
+        for gone in [1u8, 2] {
+            assert!(
+                store.trace(TraceId([gone; 16])).unwrap().is_none(),
+                "{name}"
+            );
+            assert!(
+                store.summary(TraceId([gone; 16])).unwrap().is_none(),
+                "{name}"
+            );
+        }
+        let left: Vec<_> = store
+            .scan_index(IndexTag::All, "", 0, u64::MAX, 10)
+            .unwrap()
+            .iter()
+            .map(|h| h.trace_id)
+            .collect();
+        assert_eq!(left, vec![TraceId([3; 16])], "{name}");
+        assert!(
+            store
+                .scan_index(IndexTag::Service, "svc", 0, 25_000, 10)
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        assert!(store.open_traces().unwrap().is_empty(), "{name}");
+        // ...but a trace received after the cutoff stays, however old its spans.
+        store
+            .append(
+                40_000,
+                &[chunk(vec![span(4, 1, 1_000_000, "late and old")])],
+            )
+            .unwrap();
+        let trace = store.trace(TraceId([4; 16])).unwrap().unwrap();
+        store.complete(&summary_of(&trace), &[]).unwrap();
+        assert_eq!(store.expire(25_000, 10).unwrap(), 0, "{name}");
+        assert!(store.trace(TraceId([4; 16])).unwrap().is_some(), "{name}");
+    }
+}

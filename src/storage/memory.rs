@@ -110,6 +110,38 @@ impl TraceStore for MemoryStore {
         Ok(())
     }
 
+    fn expire(&self, before_us: u64, max_traces: usize) -> Result<usize, StorageError> {
+        let mut state = self.state.lock().expect("memory store lock");
+        let mut expired: Vec<TraceSummary> = state
+            .summaries
+            .values()
+            .filter(|s| s.start_ns / 1_000 < before_us && s.last_received_us < before_us)
+            .cloned()
+            .collect();
+        expired.sort_by_key(|s| s.start_ns);
+        expired.truncate(max_traces);
+        let mut chunks = self.chunks.lock().expect("memory store lock");
+        for summary in &expired {
+            for (tag, value) in index_entries(summary) {
+                let key = (
+                    tag as u8,
+                    index_hash(value),
+                    summary.start_ns / 1_000,
+                    summary.trace_id,
+                );
+                state.index.remove(&key);
+            }
+            state.summaries.remove(&summary.trace_id);
+            state.open.remove(&summary.trace_id);
+            chunks.remove(&summary.trace_id);
+        }
+        Ok(expired.len())
+    }
+
+    fn compact(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     fn names(&self, service: Option<&str>) -> Result<Vec<OperationName>, StorageError> {
         let state = self.state.lock().expect("memory store lock");
         Ok(state

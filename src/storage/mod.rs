@@ -7,6 +7,7 @@
 pub mod codec;
 pub mod keys;
 pub mod memory;
+pub mod retention;
 pub mod rocks;
 
 #[cfg(test)]
@@ -67,6 +68,17 @@ pub trait TraceStore: Send + Sync + 'static {
         summary: &TraceSummary,
         new_names: &[OperationName],
     ) -> Result<(), StorageError>;
+
+    /// Deletes up to `max_traces` completed traces that started before
+    /// `before_us` and received nothing since — their spans (one range delete
+    /// per trace), summary, index entries and open marker — oldest first;
+    /// returns how many went. A trace sent late with old timestamps is kept
+    /// until its spans, too, are older than `before_us`.
+    fn expire(&self, before_us: u64, max_traces: usize) -> Result<usize, StorageError>;
+
+    /// Compacts storage so deleted data gives its space back now rather than
+    /// at the engine's next compaction.
+    fn compact(&self) -> Result<(), StorageError>;
 
     /// Every (service, operation, kind) recorded by completions, sorted; only
     /// those of `service` when given.

@@ -34,6 +34,7 @@ pub struct Telemetry {
     traces_open_bytes: Gauge,
     traces_completed: Counter,
     traces_completed_early: Counter,
+    traces_expired: Counter,
 }
 
 impl Default for Telemetry {
@@ -105,8 +106,15 @@ impl Telemetry {
             "Traces completed before they were idle because the open-trace bounds were reached",
             traces_completed_early.clone(),
         );
+        let traces_expired = Counter::default();
+        registry.register(
+            "tracemap_traces_expired",
+            "Traces deleted because they started longer ago than the retention",
+            traces_expired.clone(),
+        );
         Self {
             registry,
+            traces_expired,
             traces_open,
             traces_open_bytes,
             traces_completed,
@@ -164,6 +172,10 @@ impl Telemetry {
         if early {
             self.traces_completed_early.inc();
         }
+    }
+
+    pub fn traces_expired(&self, count: usize) {
+        self.traces_expired.inc_by(count as u64);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -303,6 +303,59 @@ impl TraceStore for RocksStore {
         Ok(())
     }
 
+    fn expire(&self, before_us: u64, max_traces: usize) -> Result<usize, StorageError> {
+        if before_us == 0 {
+            return Ok(0);
+        }
+        let hits = self.scan_index(IndexTag::All, "", 0, before_us - 1, usize::MAX)?;
+        let mut batch = WriteBatch::default();
+        let mut expired = 0;
+        // Oldest first: the scan answers newest first.
+        for hit in hits.into_iter().rev() {
+            if expired >= max_traces {
+                break;
+            }
+            let Some(summary) = self.stored_summary(hit.trace_id)? else {
+                continue;
+            };
+            // Spans received within the retention stay, whatever their timestamps.
+            if summary.last_received_us >= before_us {
+                continue;
+            }
+            let prefix = span_key_prefix(&hit.trace_id);
+            let mut end = prefix.to_vec();
+            // Past every 32-byte key of this trace, before any of the next.
+            end.extend_from_slice(&[0xff; 16]);
+            end.push(0);
+            batch.delete_range_cf(self.cf(CF_SPANS), &prefix[..], &end[..]);
+            for (tag, value) in index_entries(&summary) {
+                batch.delete_cf(
+                    self.cf(CF_INDEX),
+                    encode_index_key(&IndexKey {
+                        tag: tag as u8,
+                        hash: index_hash(value),
+                        start_us: summary.start_ns / 1_000,
+                        trace_id: summary.trace_id,
+                    }),
+                );
+            }
+            batch.delete_cf(self.cf(CF_TRACES), hit.trace_id.as_bytes());
+            batch.delete_cf(self.cf(CF_OPEN), hit.trace_id.as_bytes());
+            expired += 1;
+        }
+        self.db.write(batch)?;
+        Ok(expired)
+    }
+
+    fn compact(&self) -> Result<(), StorageError> {
+        for cf in [CF_SPANS, CF_TRACES, CF_INDEX, CF_OPEN] {
+            self.db.flush_cf(self.cf(cf))?;
+            self.db
+                .compact_range_cf(self.cf(cf), None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
+    }
+
     fn names(&self, service: Option<&str>) -> Result<Vec<OperationName>, StorageError> {
         let prefix = service.map(name_prefix).unwrap_or_default();
         let mut names = Vec::new();
@@ -425,6 +478,73 @@ mod tests {
             )
             .unwrap();
         assert_eq!(store.trace(trace_id).unwrap().unwrap().spans, vec![span]);
+    }
+
+    #[test]
+    fn expiry_gives_disk_space_back_after_compaction() {
+        use crate::model::{AttrValue, KeyValue, TraceSummary};
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
+        // 200 traces of 50 spans with incompressible attributes, one per ms.
+        for n in 0..200u64 {
+            let mut trace_id = [0u8; 16];
+            trace_id[8..].copy_from_slice(&(n + 1).to_be_bytes());
+            let trace_id = TraceId(trace_id);
+            let spans = (0..50u64)
+                .map(|i| Span {
+                    trace_id,
+                    span_id: SpanId((n * 1000 + i + 1).to_be_bytes()),
+                    start_ns: (n + 1) * 1_000_000,
+                    end_ns: (n + 1) * 1_000_000 + 10,
+                    attributes: vec![KeyValue::new(
+                        "noise",
+                        AttrValue::String(format!(
+                            "{:x}",
+                            (n * 7919 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        )),
+                    )],
+                    ..Span::default()
+                })
+                .collect();
+            store
+                .append(n + 1, &[TraceChunk { trace_id, spans }])
+                .unwrap();
+            let trace = store.trace(trace_id).unwrap().unwrap();
+            store
+                .complete(&TraceSummary::of(&trace, &[], true), &[])
+                .unwrap();
+        }
+        store.compact().unwrap();
+        let size = |dir: &Path| -> u64 {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "sst"))
+                .map(|e| e.metadata().unwrap().len())
+                .sum()
+        };
+        let before = size(dir.path());
+        // Everything that started before 150 ms goes, in two rounds.
+        assert_eq!(store.expire(150_000, 100).unwrap(), 100);
+        assert_eq!(store.expire(150_000, 100).unwrap(), 49);
+        assert_eq!(store.expire(150_000, 100).unwrap(), 0);
+        store.compact().unwrap();
+        let after = size(dir.path());
+        assert!(after * 2 < before, "sst bytes {before} -> {after}");
+        let mut first = [0u8; 16];
+        first[15] = 1;
+        assert!(store.trace(TraceId(first)).unwrap().is_none());
+        assert!(store.summary(TraceId(first)).unwrap().is_none());
+        let mut kept = [0u8; 16];
+        kept[15] = 200;
+        assert_eq!(store.trace(TraceId(kept)).unwrap().unwrap().spans.len(), 50);
+        assert_eq!(
+            store
+                .scan_index(IndexTag::All, "", 0, u64::MAX, 1000)
+                .unwrap()
+                .len(),
+            51
+        );
     }
 
     #[test]

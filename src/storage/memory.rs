@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use super::keys::index_hash;
 use super::{
-    index_entries, merge_chunks, IndexHit, IndexTag, OperationName, StorageError, TraceStore,
+    index_keys, merge_chunks, IndexHit, IndexTag, OperationName, StorageError, TraceStore,
 };
 use crate::model::{Span, Trace, TraceChunk, TraceId, TraceSummary};
 
@@ -83,26 +83,17 @@ impl TraceStore for MemoryStore {
         let mut state = self.state.lock().expect("memory store lock");
         state.names.extend(new_names.iter().cloned());
         if let Some(old) = state.summaries.remove(&summary.trace_id) {
-            for (tag, value) in index_entries(&old) {
-                let key = (
-                    tag as u8,
-                    index_hash(value),
-                    old.start_ns / 1_000,
-                    old.trace_id,
-                );
-                state.index.remove(&key);
+            for key in index_keys(&old) {
+                state
+                    .index
+                    .remove(&(key.tag, key.hash, key.start_us, key.trace_id));
             }
         }
-        for (tag, value) in index_entries(summary) {
-            let key = (
-                tag as u8,
-                index_hash(value),
-                summary.start_ns / 1_000,
-                summary.trace_id,
-            );
+        let value = (summary.duration_ns / 1_000, summary.error_count > 0);
+        for key in index_keys(summary) {
             state
                 .index
-                .insert(key, (summary.duration_ns / 1_000, summary.error_count > 0));
+                .insert((key.tag, key.hash, key.start_us, key.trace_id), value);
         }
         state.summaries.insert(summary.trace_id, summary.clone());
         let open = state.open.entry(summary.trace_id).or_default();
@@ -122,14 +113,10 @@ impl TraceStore for MemoryStore {
         expired.truncate(max_traces);
         let mut chunks = self.chunks.lock().expect("memory store lock");
         for summary in &expired {
-            for (tag, value) in index_entries(summary) {
-                let key = (
-                    tag as u8,
-                    index_hash(value),
-                    summary.start_ns / 1_000,
-                    summary.trace_id,
-                );
-                state.index.remove(&key);
+            for key in index_keys(summary) {
+                state
+                    .index
+                    .remove(&(key.tag, key.hash, key.start_us, key.trace_id));
             }
             state.summaries.remove(&summary.trace_id);
             state.open.remove(&summary.trace_id);

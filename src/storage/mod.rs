@@ -109,23 +109,25 @@ pub struct IndexHit {
     pub error: bool,
 }
 
-/// The index entries of a completed trace: every trace, each service, each
-/// correlation id.
-pub(crate) fn index_entries(summary: &TraceSummary) -> Vec<(IndexTag, &str)> {
-    let mut entries = vec![(IndexTag::All, "")];
-    entries.extend(
-        summary
-            .services
-            .iter()
-            .map(|s| (IndexTag::Service, s.as_str())),
-    );
-    entries.extend(
+/// The `index` keys of a completed trace: one for every trace, one per
+/// service, one per correlation id.
+pub(crate) fn index_keys(summary: &TraceSummary) -> Vec<keys::IndexKey> {
+    let start_us = summary.start_ns / 1_000;
+    let key = |tag: IndexTag, value: &str| keys::IndexKey {
+        tag: tag as u8,
+        hash: keys::index_hash(value),
+        start_us,
+        trace_id: summary.trace_id,
+    };
+    let mut out = vec![key(IndexTag::All, "")];
+    out.extend(summary.services.iter().map(|s| key(IndexTag::Service, s)));
+    out.extend(
         summary
             .correlation_ids
             .iter()
-            .map(|c| (IndexTag::CorrelationId, c.as_str())),
+            .map(|c| key(IndexTag::CorrelationId, c)),
     );
-    entries
+    out
 }
 
 /// Builds a trace from its chunks given in the order they were received.

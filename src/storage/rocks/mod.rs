@@ -16,12 +16,12 @@ use super::codec::{decode_chunk, decode_summary, encode_chunk, encode_summary};
 use super::keys::{
     chunk_id, decode_index_key, decode_index_value, decode_open_value, decode_span_key,
     encode_index_key, encode_index_value, encode_open_value, encode_span_key, index_hash,
-    index_range, merge_open_values, span_key_prefix, IndexKey, SpanKey, CF_INDEX, CF_META, CF_OPEN,
-    CF_SPANS, CF_TRACES, META_FORMAT_VERSION,
+    index_range, merge_open_values, span_key_prefix, SpanKey, CF_INDEX, CF_META, CF_OPEN, CF_SPANS,
+    CF_TRACES, META_FORMAT_VERSION,
 };
 use super::keys::{decode_name_key, encode_name_key, name_prefix, CF_NAMES};
 use super::{
-    index_entries, merge_chunks, IndexHit, IndexTag, OperationName, StorageError, TraceStore,
+    index_keys, merge_chunks, IndexHit, IndexTag, OperationName, StorageError, TraceStore,
 };
 use crate::model::{Trace, TraceChunk, TraceId, TraceSummary};
 
@@ -262,30 +262,13 @@ impl TraceStore for RocksStore {
             batch.put_cf(self.cf(CF_NAMES), encode_name_key(name), []);
         }
         if let Some(old) = self.stored_summary(summary.trace_id)? {
-            for (tag, value) in index_entries(&old) {
-                batch.delete_cf(
-                    index_cf,
-                    encode_index_key(&IndexKey {
-                        tag: tag as u8,
-                        hash: index_hash(value),
-                        start_us: old.start_ns / 1_000,
-                        trace_id: old.trace_id,
-                    }),
-                );
+            for key in index_keys(&old) {
+                batch.delete_cf(index_cf, encode_index_key(&key));
             }
         }
         let value = encode_index_value(summary.duration_ns / 1_000, summary.error_count > 0);
-        for (tag, indexed) in index_entries(summary) {
-            batch.put_cf(
-                index_cf,
-                encode_index_key(&IndexKey {
-                    tag: tag as u8,
-                    hash: index_hash(indexed),
-                    start_us: summary.start_ns / 1_000,
-                    trace_id: summary.trace_id,
-                }),
-                value,
-            );
+        for key in index_keys(summary) {
+            batch.put_cf(index_cf, encode_index_key(&key), value);
         }
         batch.put_cf(
             self.cf(CF_TRACES),
@@ -328,16 +311,8 @@ impl TraceStore for RocksStore {
             end.extend_from_slice(&[0xff; 16]);
             end.push(0);
             batch.delete_range_cf(self.cf(CF_SPANS), &prefix[..], &end[..]);
-            for (tag, value) in index_entries(&summary) {
-                batch.delete_cf(
-                    self.cf(CF_INDEX),
-                    encode_index_key(&IndexKey {
-                        tag: tag as u8,
-                        hash: index_hash(value),
-                        start_us: summary.start_ns / 1_000,
-                        trace_id: summary.trace_id,
-                    }),
-                );
+            for key in index_keys(&summary) {
+                batch.delete_cf(self.cf(CF_INDEX), encode_index_key(&key));
             }
             batch.delete_cf(self.cf(CF_TRACES), hit.trace_id.as_bytes());
             batch.delete_cf(self.cf(CF_OPEN), hit.trace_id.as_bytes());

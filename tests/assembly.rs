@@ -308,7 +308,7 @@ async fn open_traces_survive_sigkill_and_complete_after_restart() {
 async fn traces_past_retention_disappear_from_every_query() {
     let server = TestServer::start_with(|c| {
         c.assembly.trace_idle = Duration::from_millis(200);
-        c.storage.retention = Duration::from_secs(3);
+        c.storage.retention = Duration::from_secs(5);
         c.storage.retention_check_interval = Duration::from_millis(100);
     })
     .await;
@@ -327,7 +327,7 @@ async fn traces_past_retention_disappear_from_every_query() {
     );
     send(&server.grpc_url, "gateway", vec![old_span]).await;
     wait_complete(&server.api_url, 0xe1, 1).await;
-    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
     let new_span = span(now_ns(), 0xe2, 1, None, "GET /new", 100, 5, "req_new");
     send(&server.grpc_url, "gateway", vec![new_span]).await;
     let old = format!(

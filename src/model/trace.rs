@@ -57,6 +57,12 @@ impl Trace {
                 }
                 parent = self.spans[at].parent_span_id;
             }
+            // No ancestor with a service (it never arrived): say so, as SDKs do.
+            if self.spans[i].service().is_empty() {
+                let mut resource = (*self.spans[i].resource).clone();
+                resource.service = super::semconv::UNKNOWN_SERVICE.to_string();
+                self.spans[i].resource = std::sync::Arc::new(resource);
+            }
         }
     }
 
@@ -69,12 +75,10 @@ impl Trace {
             .filter(|s| s.parent_span_id.is_none())
             .min_by_key(|s| s.start_ns);
         without_parent.or_else(|| {
+            let ids: std::collections::HashSet<_> = self.spans.iter().map(|s| s.span_id).collect();
             self.spans
                 .iter()
-                .filter(|s| {
-                    let parent = s.parent_span_id;
-                    !self.spans.iter().any(|p| Some(p.span_id) == parent)
-                })
+                .filter(|s| s.parent_span_id.is_some_and(|p| !ids.contains(&p)))
                 .min_by_key(|s| s.start_ns)
         })
     }

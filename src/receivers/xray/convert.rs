@@ -31,7 +31,12 @@ pub fn convert_segment(segment: Segment, max_depth: usize) -> Result<Vec<Span>, 
         .and_then(|t| t.parse::<TraceId>().ok())
         .ok_or(DropReason::InvalidId)?;
     let parent = match segment.parent_id.as_deref() {
-        Some(text) => Some(SpanId::from_hex(text).map_err(|_| DropReason::InvalidId)?),
+        // An all-zero parent means "no parent", as in OTLP.
+        Some(text) => match SpanId::from_hex(text) {
+            Ok(id) => Some(id),
+            Err(crate::model::IdError::AllZeros) => None,
+            Err(_) => return Err(DropReason::InvalidId),
+        },
         None => None,
     };
     let independent = segment.is_independent_subsegment();
@@ -166,7 +171,11 @@ impl Context<'_> {
 
         let mut events = Vec::new();
         let mut cause_message = None;
-        match entity.cause.take() {
+        match entity
+            .cause
+            .take()
+            .and_then(|c| serde_json::from_value::<Cause>(c).ok())
+        {
             Some(Cause::Reference(id)) => attr("aws.xray.cause_id", AttrValue::String(id)),
             Some(Cause::Detail(detail)) => {
                 for exception in detail.exceptions {
@@ -178,7 +187,13 @@ impl Context<'_> {
             }
             None => {}
         }
-        let failed = entity.fault || entity.error || entity.throttle || !events.is_empty();
+        // As OpenTelemetry's HTTP conventions: a server fails on 5xx (a fault)
+        // only; a client or local call on any error, throttle or exception.
+        let failed = if is_segment {
+            entity.fault
+        } else {
+            entity.fault || entity.error || entity.throttle || !events.is_empty()
+        };
         let status = if failed {
             let fallback = if entity.throttle {
                 "throttled"
@@ -220,7 +235,8 @@ impl Context<'_> {
 
 /// X-Ray times are float seconds; microsecond precision is what they carry.
 fn seconds_to_ns(seconds: f64) -> Option<u64> {
-    if !(0.0..=1.0e11).contains(&seconds) {
+    // Beyond about 1.8e10 s (year 2554) nanoseconds overflow u64.
+    if !(0.0..=1.8e10).contains(&seconds) {
         return None;
     }
     // Ties to even, as IEEE 754 and most SDK languages round.
@@ -483,8 +499,19 @@ fn url_database(url: &str) -> Option<&str> {
     (!database.is_empty()).then_some(database)
 }
 
+/// Deepest JSON nesting kept as typed attribute values; deeper parts are kept
+/// as their JSON text, so a document can never nest past what storage reads back.
+const MAX_VALUE_DEPTH: usize = 8;
+
 /// Any JSON value as a typed attribute value.
 pub fn json_to_attr(value: Value) -> AttrValue {
+    json_to_attr_at(value, 0)
+}
+
+fn json_to_attr_at(value: Value, depth: usize) -> AttrValue {
+    if depth >= MAX_VALUE_DEPTH && (value.is_array() || value.is_object()) {
+        return AttrValue::String(value.to_string());
+    }
     match value {
         Value::Null => AttrValue::Empty,
         Value::Bool(b) => AttrValue::Bool(b),
@@ -493,10 +520,15 @@ pub fn json_to_attr(value: Value) -> AttrValue {
             None => AttrValue::Double(n.as_f64().unwrap_or(f64::NAN)),
         },
         Value::String(s) => AttrValue::String(s),
-        Value::Array(items) => AttrValue::Array(items.into_iter().map(json_to_attr).collect()),
+        Value::Array(items) => AttrValue::Array(
+            items
+                .into_iter()
+                .map(|v| json_to_attr_at(v, depth + 1))
+                .collect(),
+        ),
         Value::Object(map) => AttrValue::Map(
             map.into_iter()
-                .map(|(k, v)| KeyValue::new(k, json_to_attr(v)))
+                .map(|(k, v)| KeyValue::new(k, json_to_attr_at(v, depth + 1)))
                 .collect(),
         ),
     }
@@ -708,6 +740,50 @@ mod tests {
             r#"{{"name": "top", "id": "70de5b6f19ff9a0a", "trace_id": "1-581cf771-a006649127e371903a2de979", "start_time": 1.0, "subsegments": [{body}]}}"#
         );
         assert_eq!(convert(&top).err(), Some(DropReason::TooDeep));
+    }
+
+    #[test]
+    fn hostile_values_are_bounded_not_fatal() {
+        let deep = format!("{}1{}", "[".repeat(60), "]".repeat(60));
+        let spans = convert(&format!(
+            r#"{{"name": "a", "id": "70de5b6f19ff9a0a", "trace_id": "1-581cf771-a006649127e371903a2de979",
+                "start_time": 1.0, "parent_id": "0000000000000000", "metadata": {{"deep": {deep}}}}}"#
+        ))
+        .unwrap();
+        assert!(
+            spans[0].parent_span_id.is_none(),
+            "an all-zero parent is no parent"
+        );
+        let mut depth = 0;
+        let mut value = spans[0].attr("aws.xray.metadata.deep").unwrap();
+        while let AttrValue::Array(items) = value {
+            depth += 1;
+            value = &items[0];
+        }
+        assert!(depth <= MAX_VALUE_DEPTH, "{depth}");
+        assert!(matches!(value, AttrValue::String(s) if s.starts_with('[')));
+        // Far-future times are a bad document, not an overflow.
+        assert_eq!(
+            convert(r#"{"name": "a", "id": "70de5b6f19ff9a0a", "trace_id": "1-581cf771-a006649127e371903a2de979", "start_time": 2e10}"#).err(),
+            Some(DropReason::BadDocument)
+        );
+    }
+
+    #[test]
+    fn a_server_4xx_is_not_a_failure_but_a_client_4xx_is() {
+        let spans = convert(
+            r#"{"name": "api", "id": "70de5b6f19ff9a0a", "trace_id": "1-581cf771-a006649127e371903a2de979",
+                "start_time": 1.0, "error": true, "http": {"response": {"status": 404}},
+                "subsegments": [{"name": "users", "id": "70de5b6f19ff9a0b", "namespace": "remote",
+                                 "start_time": 1.0, "error": true}]}"#,
+        )
+        .unwrap();
+        assert_eq!(spans[0].status.code, StatusCode::Unset);
+        assert_eq!(
+            spans[0].attr("aws.xray.error"),
+            Some(&AttrValue::Bool(true))
+        );
+        assert_eq!(spans[1].status.code, StatusCode::Error);
     }
 
     #[test]

@@ -66,17 +66,23 @@ pub struct Segment {
     pub kind: Option<String>,
     pub start_time: Option<f64>,
     pub end_time: Option<f64>,
+    #[serde(deserialize_with = "lenient_bool")]
     pub in_progress: bool,
     pub namespace: Option<String>,
+    #[serde(deserialize_with = "lenient_bool")]
     pub fault: bool,
+    #[serde(deserialize_with = "lenient_bool")]
     pub error: bool,
+    #[serde(deserialize_with = "lenient_bool")]
     pub throttle: bool,
     pub http: Option<Http>,
     pub aws: Option<Map<String, Value>>,
     pub sql: Option<Sql>,
     pub annotations: Option<Map<String, Value>>,
     pub metadata: Option<Map<String, Value>>,
-    pub cause: Option<Cause>,
+    /// Read leniently by `convert`: a cause of an unknown shape is ignored
+    /// rather than costing the whole document.
+    pub cause: Option<Value>,
     pub subsegments: Vec<Segment>,
     pub precursor_ids: Vec<String>,
     pub service: Option<ServiceInfo>,
@@ -119,6 +125,7 @@ pub struct HttpRequest {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct HttpResponse {
+    #[serde(deserialize_with = "lenient_int")]
     pub status: Option<i64>,
     pub content_length: Option<Value>,
 }
@@ -169,6 +176,23 @@ pub struct StackFrame {
     pub path: Option<String>,
     pub line: Option<i64>,
     pub label: Option<String>,
+}
+
+/// `true`/`false`, and `null` or anything else as false: SDKs differ.
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(matches!(
+        Value::deserialize(deserializer)?,
+        Value::Bool(true)
+    ))
+}
+
+/// A number, or a number in a string; anything else as absent.
+fn lenient_int<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
 }
 
 /// Splits and parses one datagram. Never panics, whatever the bytes.
@@ -257,16 +281,29 @@ mod tests {
 
     #[test]
     fn cause_is_an_id_or_exceptions() {
-        let by_id = parse_datagram(&datagram(r#"{"cause": "4fe1e1f1c3f1b2a3"}"#)).unwrap();
-        assert!(matches!(by_id.cause, Some(Cause::Reference(_))));
-        let detail = parse_datagram(&datagram(
+        let cause = |body: &str| -> Option<Cause> {
+            serde_json::from_value(parse_datagram(&datagram(body)).unwrap().cause?).ok()
+        };
+        assert!(matches!(
+            cause(r#"{"cause": "4fe1e1f1c3f1b2a3"}"#),
+            Some(Cause::Reference(_))
+        ));
+        match cause(
             r#"{"cause": {"working_directory": "/app", "exceptions": [{"id": "1", "message": "boom", "type": "ValueError", "stack": [{"path": "a.py", "line": 3, "label": "f"}]}]}}"#,
-        ))
-        .unwrap();
-        match detail.cause {
+        ) {
             Some(Cause::Detail(d)) => assert_eq!(d.exceptions[0].stack[0].line, Some(3)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn odd_flag_and_status_values_do_not_cost_the_document() {
+        let segment = parse_datagram(&datagram(
+            r#"{"fault": null, "error": "yes", "throttle": true, "http": {"response": {"status": "503"}}, "cause": {"exceptions": 7}}"#,
+        ))
+        .unwrap();
+        assert!(!segment.fault && !segment.error && segment.throttle);
+        assert_eq!(segment.http.unwrap().response.unwrap().status, Some(503));
     }
 
     proptest! {

@@ -213,9 +213,13 @@ impl TraceStore for RocksStore {
                 break;
             }
             let key = decode_span_key(&key).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-            let spans =
-                decode_chunk(trace_id, &value).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-            chunks.push((key.received_at_us, spans));
+            match decode_chunk(trace_id, &value) {
+                Ok(spans) => chunks.push((key.received_at_us, spans)),
+                // One unreadable chunk must not make the rest of the trace unreadable.
+                Err(error) => {
+                    tracing::warn!(%error, %trace_id, "skipping an undecodable span chunk")
+                }
+            }
         }
         Ok(merge_chunks(trace_id, chunks))
     }
@@ -409,6 +413,10 @@ mod tests {
             trace_id,
             span_id: SpanId([4; 8]),
             name: "GET /books".into(),
+            resource: std::sync::Arc::new(crate::model::Resource {
+                service: "catalog".into(),
+                attributes: vec![],
+            }),
             ..Span::default()
         };
         {
@@ -441,6 +449,10 @@ mod tests {
         let span = Span {
             trace_id,
             span_id: SpanId([6; 8]),
+            resource: std::sync::Arc::new(crate::model::Resource {
+                service: "catalog".into(),
+                attributes: vec![],
+            }),
             ..Span::default()
         };
         store

@@ -9,7 +9,7 @@
 //! | `spans` | trace_id (16) · received_at_us (u64) · chunk_id (u64)       | `SpanChunk` (proto/), compressed by RocksDB |
 //! | `traces`| trace_id (16)                                              | `TraceSummary` (proto/) |
 //! | `index` | tag (1) · hash (u64) · start_us (u64) · trace_id (16)      | duration_us (u64) · flags (1) |
-//! | `open`  | trace_id (16)                                              | last arrival µs (u64) · last completion µs (u64), merged by max |
+//! | `open`  | trace_id (16)                                              | last arrival µs (u64) · last completion µs (u64) |
 //! | `names` | service · 0x00 · operation · 0x00 · span kind (1)          | empty |
 //! | `meta`  | name (ASCII)                                               | per key |
 //!
@@ -25,10 +25,11 @@
 //! duration and an error flag so duration and error filters need no further
 //! read; hash collisions are resolved by checking the summary.
 //!
-//! `open` holds, per trace, the newest arrival and the newest completion, both
-//! folded by a max merge operator; the trace is open while the arrival is newer.
-//! A completion can then never close a trace that received spans after the
-//! completion read it, whatever the interleaving of writes.
+//! `open` holds, per trace, the last arrival and the newest completion; the
+//! trace is open while the arrival is newer. Every write of spans *puts*
+//! (arrival, 0), re-opening the trace whatever was there; a completion *merges*
+//! (0, last received) by component-wise max. A completion can then never close
+//! a trace whose spans it did not read, whatever the interleaving of writes.
 //! `spans` keys start with the trace id, so one prefix scan reads a whole trace,
 //! with its chunks in the order they were received. `chunk_id` is a hash of the
 //! chunk's span ids: two chunks of one trace received in the same microsecond

@@ -39,8 +39,8 @@ impl TraceStore for MemoryStore {
         let mut map = self.chunks.lock().expect("memory store lock");
         let mut state = self.state.lock().expect("memory store lock");
         for chunk in chunks {
-            let open = state.open.entry(chunk.trace_id).or_default();
-            open.0 = open.0.max(received_at_us);
+            // As RocksDB's put: the arrival replaces the marker and re-opens.
+            state.open.insert(chunk.trace_id, (received_at_us, 0));
             let list = map.entry(chunk.trace_id).or_default();
             list.push((received_at_us, chunk.spans.clone()));
             // Keep receive order, as the RocksDB key order does.

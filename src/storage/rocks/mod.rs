@@ -192,7 +192,9 @@ impl TraceStore for RocksStore {
                 chunk_id: chunk_id(chunk.spans.iter().map(|s| &s.span_id)),
             });
             batch.put_cf(spans_cf, key, encode_chunk(&chunk.spans));
-            batch.merge_cf(open_cf, chunk.trace_id.as_bytes(), arrival);
+            // A put, not a merge: an arrival always re-opens, whatever the
+            // completion marks already there, and flushes skip the merge callback.
+            batch.put_cf(open_cf, chunk.trace_id.as_bytes(), arrival);
         }
         let mut write = WriteOptions::default();
         write.set_sync(self.sync_writes);

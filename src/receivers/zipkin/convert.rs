@@ -128,7 +128,11 @@ fn nanos_from_micros(number: &Number) -> Option<u64> {
     // what an f64 holds exactly. `as` saturates at u64::MAX.
     let whole = micros.trunc();
     let fraction_ns = ((micros - whole) * 1_000.0).round() as u64;
-    Some((whole as u64).saturating_mul(1_000).saturating_add(fraction_ns))
+    Some(
+        (whole as u64)
+            .saturating_mul(1_000)
+            .saturating_add(fraction_ns),
+    )
 }
 
 /// Converts a decoded list; the resources and scopes it names are shared by the

@@ -15,7 +15,7 @@ use crate::config::{AckMode, Config, ConfigError};
 use crate::ingest::Ingest;
 use crate::receivers::otlp::{self, OtlpReceiver};
 use crate::receivers::xray::{self, udp::XrayUdp};
-use crate::receivers::zipkin::{self, http::ZipkinReceiver};
+use crate::receivers::zipkin::{self, ZipkinReceiver};
 use crate::storage::rocks::{RocksOptions, RocksStore};
 use crate::storage::{StorageError, TraceStore};
 use crate::telemetry::Telemetry;
@@ -173,7 +173,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         &mut servers,
         "zipkin",
         zipkin_listener,
-        zipkin::http::router(zipkin_receiver),
+        zipkin::router(zipkin_receiver),
         shutdown.clone(),
     );
     spawn_axum(

@@ -44,7 +44,7 @@ pub struct Config {
     pub http_port: u16,
     /// X-Ray daemon port: segments on UDP, sampling API on TCP (0 picks a free one).
     pub xray_port: u16,
-    /// Zipkin v2 HTTP port (0 picks a free one).
+    /// Zipkin v2 receiver port, `POST /api/v2/spans` (0 picks a free one).
     pub zipkin_port: u16,
     pub limits: Limits,
     pub storage: StorageConfig,
@@ -76,7 +76,7 @@ impl Default for Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Largest OTLP request accepted, in bytes, measured after decompression.
+    /// Largest OTLP or Zipkin request accepted, in bytes, measured after decompression.
     pub max_message_bytes: usize,
     /// Bytes of requests being decoded and written at once; beyond it requests
     /// are refused with a retryable status rather than queued.
@@ -344,6 +344,7 @@ mod tests {
         assert_eq!(config.otlp_http_port, 4318);
         assert_eq!(config.http_port, 16686);
         assert_eq!(config.xray_port, 2000);
+        assert_eq!(config.zipkin_port, 9411);
         assert_eq!(config.xray.sampling_rules[0].fixed_rate, 1.0);
         assert_eq!(config.bind.to_string(), "127.0.0.1");
         assert_eq!(config.data_dir, PathBuf::from("./tracemap-data"));
@@ -389,5 +390,10 @@ mod tests {
             ..Config::default()
         };
         assert!(config.validate().is_err());
+        let config = Config::from_toml("zipkin_port = 16686\n").unwrap();
+        assert!(config.validate().is_err());
+        let config = Config::from_toml("zipkin_port = 9412\n").unwrap();
+        assert_eq!(config.zipkin_port, 9412);
+        config.validate().unwrap();
     }
 }

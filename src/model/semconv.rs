@@ -10,6 +10,12 @@ pub const SERVICE_NAME: &str = "service.name";
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
 
 pub const PEER_SERVICE: &str = "peer.service";
+/// The other end of a connection (older name `net.peer.ip`).
+pub const NETWORK_PEER_ADDRESS: &str = "network.peer.address";
+pub const NETWORK_PEER_PORT: &str = "network.peer.port";
+/// This end of a connection (older names `net.host.ip`, `net.host.port`).
+pub const NETWORK_LOCAL_ADDRESS: &str = "network.local.address";
+pub const NETWORK_LOCAL_PORT: &str = "network.local.port";
 pub const SERVER_ADDRESS: &str = "server.address";
 pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
 pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";

@@ -11,7 +11,7 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("malformed OTLP request: {0}")]
+    #[error("malformed request: {0}")]
     Malformed(String),
     #[error("request is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },

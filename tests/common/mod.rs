@@ -216,8 +216,10 @@ impl ServerProcess {
             .args(["--otlp-grpc-port", &grpc_port.to_string()])
             .args(["--otlp-http-port", &otlp_http_port.to_string()])
             .args(["--http-port", &http_port.to_string()])
-            .args(["--xray-port", &free_port().to_string()])
-            .args(["--zipkin-port", &free_port().to_string()])
+            // Port 0: the server binds what the OS gives it, with no window for
+            // another process to take a port picked here first.
+            .args(["--xray-port", "0"])
+            .args(["--zipkin-port", "0"])
             .args(extra)
             .env("TRACEMAP_LOG", "warn")
             .stdout(Stdio::null())

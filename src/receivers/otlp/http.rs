@@ -97,9 +97,9 @@ async fn decode(
     };
     let request = match format {
         Format::Protobuf => ExportTraceServiceRequest::decode(bytes)
-            .map_err(|e| ExportError::Malformed(format!("protobuf: {e}")))?,
+            .map_err(|e| ExportError::Malformed(format!("OTLP protobuf: {e}")))?,
         Format::Json => serde_json::from_slice(&bytes)
-            .map_err(|e| ExportError::Malformed(format!("JSON: {e}")))?,
+            .map_err(|e| ExportError::Malformed(format!("OTLP/JSON: {e}")))?,
     };
     Ok((request, reservations))
 }

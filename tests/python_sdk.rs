@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{get_json, TestServer};
+use common::TestServer;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,16 +25,12 @@ async fn python_sdk_exporters_round_trip() {
     assert_eq!(expected.len(), 3 * 3, "three exporters, three spans each");
 
     for want in &expected {
-        let trace_id = want["trace_id"].as_str().unwrap();
-        let (status, body) =
-            get_json(&format!("{}/api/v1/traces/{trace_id}", server.api_url)).await;
-        assert_eq!(status, 200, "{body}");
-        let got = body["spans"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["span_id"] == want["span_id"])
-            .unwrap_or_else(|| panic!("span {want} missing"));
+        let got = common::stored_span(
+            &server.api_url,
+            want["trace_id"].as_str().unwrap(),
+            want["span_id"].as_str().unwrap(),
+        )
+        .await;
         for field in [
             "service",
             "name",

@@ -191,16 +191,12 @@ async fn python_zipkin_exporter_round_trip() {
     assert_eq!(recorded.len(), 4, "{output}");
 
     for want in &recorded {
-        let trace_id = want["trace_id"].as_str().unwrap();
-        let (status, body) =
-            get_json(&format!("{}/api/v1/traces/{trace_id}", server.api_url)).await;
-        assert_eq!(status, 200, "{body}");
-        let got = body["spans"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["span_id"] == want["span_id"])
-            .unwrap_or_else(|| panic!("span {want} missing from {body}"));
+        let got = common::stored_span(
+            &server.api_url,
+            want["trace_id"].as_str().unwrap(),
+            want["span_id"].as_str().unwrap(),
+        )
+        .await;
         for field in [
             "service",
             "name",

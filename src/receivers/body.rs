@@ -9,6 +9,7 @@ use axum::http::{header, HeaderMap};
 use flate2::read::GzDecoder;
 
 use super::ExportError;
+use crate::ingest::{Ingest, Reservation};
 
 /// Whether the body is gzip; identity or no `Content-Encoding` is plain.
 pub fn is_gzip(headers: &HeaderMap) -> Result<bool, ExportError> {
@@ -46,6 +47,26 @@ pub fn gunzip_limited(compressed: &[u8], limit: usize) -> Result<Vec<u8>, Export
         return Err(ExportError::TooLarge { limit });
     }
     Ok(out)
+}
+
+/// Reads a request body within `limit`, inflating gzip as `headers` say, with
+/// the in-flight budget reserved for what is held; the reservations must live
+/// as long as the bytes they cover.
+pub async fn read_reserved(
+    ingest: &Ingest,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<(Bytes, Vec<Reservation>), ExportError> {
+    let gzip = is_gzip(headers)?;
+    let raw = read_limited(body, limit).await?;
+    let mut reservations = vec![ingest.reserve(raw.len())?];
+    if !gzip {
+        return Ok((raw, reservations));
+    }
+    let inflated = gunzip_limited(&raw, limit)?;
+    reservations.push(ingest.reserve(inflated.len())?);
+    Ok((Bytes::from(inflated), reservations))
 }
 
 #[cfg(test)]

@@ -78,6 +78,19 @@ pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
     )
 }
 
+/// One stored span, read back through the native API; panics when absent.
+pub async fn stored_span(api_url: &str, trace_id: &str, span_id: &str) -> serde_json::Value {
+    let (status, body) = get_json(&format!("{api_url}/api/v1/traces/{trace_id}")).await;
+    assert_eq!(status, 200, "{body}");
+    body["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["span_id"] == span_id)
+        .cloned()
+        .unwrap_or_else(|| panic!("span {span_id} missing from {body}"))
+}
+
 pub async fn get_text(url: &str) -> (u16, String) {
     let response = reqwest::get(url).await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -84,17 +84,13 @@ async fn decode(
     format: Format,
     request_body: Body,
 ) -> Result<(ExportTraceServiceRequest, Vec<crate::ingest::Reservation>), ExportError> {
-    let limit = receiver.max_message_bytes;
-    let gzip = body::is_gzip(headers)?;
-    let raw = body::read_limited(request_body, limit).await?;
-    let mut reservations = vec![receiver.ingest.reserve(raw.len())?];
-    let bytes = if gzip {
-        let inflated = body::gunzip_limited(&raw, limit)?;
-        reservations.push(receiver.ingest.reserve(inflated.len())?);
-        Bytes::from(inflated)
-    } else {
-        raw
-    };
+    let (bytes, reservations) = body::read_reserved(
+        &receiver.ingest,
+        headers,
+        request_body,
+        receiver.max_message_bytes,
+    )
+    .await?;
     let request = match format {
         Format::Protobuf => ExportTraceServiceRequest::decode(bytes)
             .map_err(|e| ExportError::Malformed(format!("OTLP protobuf: {e}")))?,

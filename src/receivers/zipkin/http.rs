@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -28,7 +28,7 @@ use axum::Router;
 
 use super::convert;
 use super::ZIPKIN;
-use crate::ingest::{Ingest, Reservation};
+use crate::ingest::Ingest;
 use crate::receivers::{body, ExportError, RETRY_AFTER};
 use crate::telemetry::Telemetry;
 
@@ -68,7 +68,13 @@ async fn receive(
     request_body: Body,
 ) -> Result<Option<String>, ExportError> {
     check_media_type(headers)?;
-    let (bytes, _reservations) = read_body(receiver, headers, request_body).await?;
+    let (bytes, _reservations) = body::read_reserved(
+        &receiver.ingest,
+        headers,
+        request_body,
+        receiver.max_message_bytes,
+    )
+    .await?;
     let converted = convert::decode_json(&bytes)
         .map_err(|e| ExportError::Malformed(format!("Zipkin v2 JSON: {e}")))?;
     drop(bytes);
@@ -114,25 +120,6 @@ fn check_media_type(headers: &HeaderMap) -> Result<(), ExportError> {
             expected: "application/json (a Zipkin v2 JSON list of spans)",
         }),
     }
-}
-
-/// Reads the body within the size limit, inflating gzip, with the in-flight
-/// budget reserved for what is held; the reservations last as long as the bytes.
-async fn read_body(
-    receiver: &ZipkinReceiver,
-    headers: &HeaderMap,
-    request_body: Body,
-) -> Result<(Bytes, Vec<Reservation>), ExportError> {
-    let limit = receiver.max_message_bytes;
-    let gzip = body::is_gzip(headers)?;
-    let raw = body::read_limited(request_body, limit).await?;
-    let mut reservations = vec![receiver.ingest.reserve(raw.len())?];
-    if !gzip {
-        return Ok((raw, reservations));
-    }
-    let inflated = body::gunzip_limited(&raw, limit)?;
-    reservations.push(receiver.ingest.reserve(inflated.len())?);
-    Ok((Bytes::from(inflated), reservations))
 }
 
 fn accepted(refused: Option<String>) -> Response {

@@ -22,6 +22,10 @@ use tracemap::storage::codec::encode_chunk;
 use tracemap::storage::rocks::{RocksOptions, RocksStore};
 use tracemap::storage::TraceStore;
 
+// As in the binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SPANS_PER_REQUEST: usize = 512;
 
 fn attr(key: &str, value: any_value::Value) -> KeyValue {

@@ -12,6 +12,10 @@ use tracemap::receivers::xray::segment::parse_datagram;
 use tracemap::storage::rocks::{RocksOptions, RocksStore};
 use tracemap::storage::TraceStore;
 
+// As in the binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 256;
 
 fn datagram(n: u64) -> Vec<u8> {

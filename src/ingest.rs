@@ -99,12 +99,11 @@ impl Ingest {
         let count = spans.len() as u64;
         let chunks = group_by_trace(spans);
         let received_at_us = now_us();
-        let arrivals: Vec<Arrival> = chunks
+        let sizes: Vec<(TraceId, usize)> = chunks
             .iter()
-            .map(|chunk| Arrival {
-                trace_id: chunk.trace_id,
-                received_at_us,
-                bytes: chunk.spans.iter().map(estimated_size).sum(),
+            .map(|chunk| {
+                let bytes = chunk.spans.iter().map(estimated_size).sum();
+                (chunk.trace_id, bytes)
             })
             .collect();
         let store = self.store.clone();
@@ -112,10 +111,19 @@ impl Ingest {
             .await
             .map_err(|_| IngestError::WriterStopped)?;
         match result {
-            Ok(()) => {
+            Ok(journal) => {
                 self.telemetry.spans_stored(count);
                 if let Some(assembly) = &self.arrivals {
-                    // The write is durable and marked open in storage, so a
+                    let arrivals = sizes
+                        .into_iter()
+                        .map(|(trace_id, bytes)| Arrival {
+                            trace_id,
+                            received_at_us,
+                            journal,
+                            bytes,
+                        })
+                        .collect();
+                    // The write is durable and in the `open` journal, so a
                     // stopped assembly (shutdown) loses nothing: it recovers.
                     let _ = assembly.send(arrivals).await;
                 }

@@ -9,6 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracemap::config::Config;
 
+// The hot paths allocate many small objects (decoded spans, attributes); mimalloc
+// made the X-Ray path about 20 % faster than glibc's allocator (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tracemap",

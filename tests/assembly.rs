@@ -11,6 +11,7 @@ use common::{get_json, otlp_request, otlp_span, ServerProcess, TestServer};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::Value;
+use tracemap::storage::rocks::{RocksOptions, RocksStore};
 
 fn now_ns() -> u64 {
     SystemTime::now()
@@ -292,7 +293,7 @@ async fn open_traces_survive_sigkill_and_complete_after_restart() {
     )
     .await;
     server.kill9();
-    let server = ServerProcess::spawn_with(&data, ports, &["--config", config_arg]);
+    let mut server = ServerProcess::spawn_with(&data, ports, &["--config", config_arg]);
     let body = wait_complete(&server.api_url(), 0xdd, 1).await;
     assert_eq!(
         body["summary"]["correlation_ids"],
@@ -302,6 +303,18 @@ async fn open_traces_survive_sigkill_and_complete_after_restart() {
         search(&server.api_url(), "correlation_id=req_D").await,
         ["dd"]
     );
+    // Each completion, of the recovered trace and of one sent now, deleted
+    // its request's journal entry: nothing is left for the next recovery.
+    send(
+        &server.grpc_url(),
+        "gateway",
+        vec![span(now_ns(), 0xde, 1, None, "GET /", 100, 10, "req_E")],
+    )
+    .await;
+    wait_complete(&server.api_url(), 0xde, 1).await;
+    assert!(server.terminate().success());
+    let store = RocksStore::open(&data, &RocksOptions::default()).unwrap();
+    assert_eq!(store.journal_entries().unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

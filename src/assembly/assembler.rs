@@ -8,10 +8,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::journal::JournalRefs;
 use super::OpenTraces;
 use crate::ingest::now_us;
 use crate::model::{Trace, TraceId, TraceSummary};
-use crate::storage::{OperationName, StorageError, TraceStore};
+use crate::storage::{JournalKey, OperationName, StorageError, TraceStore};
 use crate::telemetry::Telemetry;
 
 /// Spans of one trace made durable by ingest.
@@ -19,6 +20,8 @@ use crate::telemetry::Telemetry;
 pub struct Arrival {
     pub trace_id: TraceId,
     pub received_at_us: u64,
+    /// The `open` journal entry the write added.
+    pub journal: JournalKey,
     /// An estimate of the memory the spans stand for, for the open-trace bound.
     pub bytes: usize,
 }
@@ -45,6 +48,7 @@ impl Assembler {
         shutdown: CancellationToken,
     ) -> Result<(), StorageError> {
         let mut table = OpenTraces::new(self.max_open_traces, self.max_open_bytes);
+        let mut refs = JournalRefs::default();
         let store = self.store.clone();
         let (recovered, names) = tokio::task::spawn_blocking(move || {
             Ok::<_, StorageError>((store.open_traces()?, store.names(None)?))
@@ -55,9 +59,12 @@ impl Assembler {
         if !recovered.is_empty() {
             tracing::info!(traces = recovered.len(), "recovered open traces");
         }
-        for (trace_id, last_arrival_us) in recovered {
-            let early = table.observe(trace_id, last_arrival_us, 0);
-            self.complete(early, true, &known).await;
+        for open in recovered {
+            for key in open.journal {
+                refs.hold(open.trace_id, key);
+            }
+            let early = table.observe(open.trace_id, open.last_arrival_us, 0);
+            self.complete(early, true, &known, &mut refs).await;
         }
         let tick = (self.trace_idle / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
         let mut ticker = tokio::time::interval(tick);
@@ -68,8 +75,9 @@ impl Assembler {
                 batch = arrivals.recv() => {
                     let Some(batch) = batch else { break };
                     for arrival in batch {
+                        refs.hold(arrival.trace_id, arrival.journal);
                         let early = table.observe(arrival.trace_id, arrival.received_at_us, arrival.bytes);
-                        self.complete(early, true, &known).await;
+                        self.complete(early, true, &known, &mut refs).await;
                     }
                 }
                 _ = ticker.tick() => {
@@ -78,7 +86,7 @@ impl Assembler {
                         self.trace_idle.as_micros() as u64,
                         self.trace_max_age.as_micros() as u64,
                     );
-                    self.complete(due, false, &known).await;
+                    self.complete(due, false, &known, &mut refs).await;
                 }
             }
             self.telemetry.traces_open(table.len(), table.bytes());
@@ -87,7 +95,7 @@ impl Assembler {
     }
 
     /// Reads each trace, writes its summary and index entries, hands it on.
-    /// A failure leaves the trace marked open in storage, so it is completed
+    /// A failure leaves the trace open in storage's journal, so it is completed
     /// again after a restart; it is logged and counted, never fatal.
     /// `known` holds the operation names already in storage, so each is written
     /// once, not once per trace.
@@ -96,14 +104,18 @@ impl Assembler {
         trace_ids: Vec<TraceId>,
         early: bool,
         known: &Arc<Mutex<HashSet<OperationName>>>,
+        refs: &mut JournalRefs,
     ) {
         for trace_id in trace_ids {
             let store = self.store.clone();
             let keys = self.correlation_keys.clone();
             let known = known.clone();
+            let held = refs.take(trace_id);
+            let settled = held.settled.clone();
             let result =
                 tokio::task::spawn_blocking(move || -> Result<Option<Trace>, StorageError> {
                     let Some(trace) = store.trace(trace_id)? else {
+                        store.settle(&settled)?;
                         return Ok(None);
                     };
                     let mut new_names: Vec<OperationName> = {
@@ -121,11 +133,14 @@ impl Assembler {
                     };
                     new_names.sort();
                     new_names.dedup();
-                    store.complete(&TraceSummary::of(&trace, &keys, true), &new_names)?;
+                    store.complete(&TraceSummary::of(&trace, &keys, true), &new_names, &settled)?;
                     known.lock().expect("known names lock").extend(new_names);
                     Ok(Some(trace))
                 })
                 .await;
+            if matches!(result, Ok(Ok(_))) {
+                refs.release(held);
+            }
             match result {
                 Ok(Ok(Some(trace))) => {
                     self.telemetry.trace_completed(early);

@@ -4,11 +4,14 @@
 //! traces in memory (bounded by count and bytes) and decides when one is
 //! complete (`trace_idle` without new spans, or `trace_max_age` after its first);
 //! `assembler.rs` then reads the whole trace, writes its summary and index
-//! entries in one batch and hands the assembled trace on. Open traces are also
-//! marked in storage with every write, so after a restart they are recovered
-//! and completed; a span arriving after completion re-opens its trace.
+//! entries in one batch and hands the assembled trace on. Every write also adds
+//! an entry to the `open` journal in storage, so after a restart open traces
+//! are recovered and completed; `journal.rs` tracks which entries the open
+//! traces hold, so that completions delete the entries they settle. A span
+//! arriving after completion re-opens its trace.
 
 mod assembler;
+mod journal;
 mod open;
 
 pub use assembler::{Arrival, Assembler};

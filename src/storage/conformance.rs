@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::memory::MemoryStore;
 use super::rocks::{RocksOptions, RocksStore};
-use super::{IndexTag, OperationName, TraceStore};
+use super::{IndexTag, JournalKey, OperationName, TraceStore};
 use crate::model::{
     AttrValue, KeyValue, Resource, Span, SpanId, Trace, TraceChunk, TraceId, TraceSummary,
 };
@@ -138,6 +138,18 @@ fn a_complete_span_is_not_replaced_by_an_in_progress_copy() {
     }
 }
 
+/// (trace, newest arrival, journal entries) of every open trace, sorted.
+fn open_of(store: &dyn TraceStore) -> Vec<(TraceId, u64, Vec<JournalKey>)> {
+    let mut open: Vec<_> = store
+        .open_traces()
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.trace_id, t.last_arrival_us, t.journal))
+        .collect();
+    open.sort();
+    open
+}
+
 fn summary_of(trace: &Trace) -> TraceSummary {
     TraceSummary::of(trace, &["n".to_string()], true)
 }
@@ -145,27 +157,31 @@ fn summary_of(trace: &Trace) -> TraceSummary {
 #[test]
 fn appended_traces_are_open_until_completed() {
     for (name, store, _dir) in stores() {
-        store
+        let first = store
             .append(5, &[chunk(vec![span(1, 1, 1_000, "a")])])
             .unwrap();
-        store
+        let second = store
             .append(6, &[chunk(vec![span(2, 1, 2_000, "b")])])
             .unwrap();
-        let mut open = store.open_traces().unwrap();
-        open.sort();
+        assert_eq!(first.received_at_us, 5, "{name}");
+        assert_ne!(first, second, "{name}");
         assert_eq!(
-            open,
-            vec![(TraceId([1; 16]), 5), (TraceId([2; 16]), 6)],
+            open_of(store.as_ref()),
+            vec![
+                (TraceId([1; 16]), 5, vec![first]),
+                (TraceId([2; 16]), 6, vec![second])
+            ],
             "{name}"
         );
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
-        store.complete(&summary_of(&trace), &[]).unwrap();
+        store.complete(&summary_of(&trace), &[], &[first]).unwrap();
         assert_eq!(
-            store.open_traces().unwrap(),
-            vec![(TraceId([2; 16]), 6)],
+            open_of(store.as_ref()),
+            vec![(TraceId([2; 16]), 6, vec![second])],
             "{name}"
         );
         assert!(!store.is_open(TraceId([1; 16])).unwrap(), "{name}");
+        assert!(store.is_open(TraceId([2; 16])).unwrap(), "{name}");
         let summary = store.summary(TraceId([1; 16])).unwrap().unwrap();
         assert!(summary.complete, "{name}");
         assert_eq!(summary.root_operation, "a", "{name}");
@@ -174,25 +190,59 @@ fn appended_traces_are_open_until_completed() {
 }
 
 #[test]
+fn one_journal_entry_per_request_open_until_all_its_traces_complete() {
+    for (name, store, _dir) in stores() {
+        let both = store
+            .append(
+                5,
+                &[
+                    chunk(vec![span(1, 1, 1_000, "a")]),
+                    chunk(vec![span(2, 1, 1_000, "b")]),
+                ],
+            )
+            .unwrap();
+        let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
+        // Completed, but the entry still names trace 2: assembly settles nothing.
+        store.complete(&summary_of(&trace), &[], &[]).unwrap();
+        assert_eq!(
+            open_of(store.as_ref()),
+            vec![(TraceId([2; 16]), 5, vec![both])],
+            "{name}"
+        );
+        let trace = store.trace(TraceId([2; 16])).unwrap().unwrap();
+        store.complete(&summary_of(&trace), &[], &[]).unwrap();
+        // Recovery finds both complete (and drops the entry itself).
+        assert!(open_of(store.as_ref()).is_empty(), "{name}");
+        let later = store
+            .append(7, &[chunk(vec![span(3, 1, 1_000, "c")])])
+            .unwrap();
+        assert!(later > both, "{name}: keys grow with time");
+        store.settle(&[later]).unwrap();
+        assert!(open_of(store.as_ref()).is_empty(), "{name}");
+    }
+}
+
+#[test]
 fn a_completion_never_closes_spans_that_arrived_after_it_read() {
     for (name, store, _dir) in stores() {
-        store
+        let first = store
             .append(5, &[chunk(vec![span(1, 1, 1_000, "a")])])
             .unwrap();
         let read_before_late_span = store.trace(TraceId([1; 16])).unwrap().unwrap();
-        store
+        let late = store
             .append(9, &[chunk(vec![span(1, 2, 1_500, "late")])])
             .unwrap();
         store
-            .complete(&summary_of(&read_before_late_span), &[])
+            .complete(&summary_of(&read_before_late_span), &[], &[first])
             .unwrap();
         assert_eq!(
-            store.open_traces().unwrap(),
-            vec![(TraceId([1; 16]), 9)],
+            open_of(store.as_ref()),
+            vec![(TraceId([1; 16]), 9, vec![late])],
             "{name}"
         );
         let summary = store.summary(TraceId([1; 16])).unwrap().unwrap();
         assert!(!summary.complete, "{name}");
+        assert!(store.is_open(TraceId([1; 16])).unwrap(), "{name}");
     }
 }
 
@@ -203,14 +253,14 @@ fn recompletion_replaces_index_entries() {
             .append(5, &[chunk(vec![span(1, 1, 5_000_000, "a")])])
             .unwrap();
         let first = summary_of(&store.trace(TraceId([1; 16])).unwrap().unwrap());
-        store.complete(&first, &[]).unwrap();
+        store.complete(&first, &[], &[]).unwrap();
         // A late span starting earlier moves the trace's start and adds an id.
         let mut late = span(1, 2, 2_000_000, "late");
         late.attributes
             .push(KeyValue::new("n", AttrValue::String("req_late".into())));
         store.append(9, &[chunk(vec![late])]).unwrap();
         let second = summary_of(&store.trace(TraceId([1; 16])).unwrap().unwrap());
-        store.complete(&second, &[]).unwrap();
+        store.complete(&second, &[], &[]).unwrap();
 
         let all = store
             .scan_index(IndexTag::All, "", 0, u64::MAX, 10)
@@ -239,7 +289,7 @@ fn index_scans_are_newest_first_within_the_range() {
             }
             store.append(u64::from(n), &[chunk(vec![s])]).unwrap();
             let trace = store.trace(TraceId([n; 16])).unwrap().unwrap();
-            store.complete(&summary_of(&trace), &[]).unwrap();
+            store.complete(&summary_of(&trace), &[], &[]).unwrap();
         }
         let hits = store
             .scan_index(IndexTag::Service, "svc", 15_000, 35_000, 10)
@@ -273,8 +323,10 @@ fn operation_names_are_listed_by_service() {
             op("order", "SELECT", 3),
             op("order-v2", "x", 1),
         ];
-        store.complete(&summary_of(&trace), &names).unwrap();
-        store.complete(&summary_of(&trace), &names[..1]).unwrap();
+        store.complete(&summary_of(&trace), &names, &[]).unwrap();
+        store
+            .complete(&summary_of(&trace), &names[..1], &[])
+            .unwrap();
         assert_eq!(store.names(None).unwrap(), names.to_vec(), "{name}");
         assert_eq!(
             store.names(Some("order")).unwrap(),
@@ -296,7 +348,7 @@ fn expired_traces_vanish_from_every_read() {
                 )
                 .unwrap();
             let trace = store.trace(TraceId([n; 16])).unwrap().unwrap();
-            store.complete(&summary_of(&trace), &[]).unwrap();
+            store.complete(&summary_of(&trace), &[], &[]).unwrap();
         }
         // The clock is the caller's: "now" minus retention is 25 ms here.
         // Received at 1, 2 and 3 µs, so receipt does not hold any back...
@@ -334,7 +386,7 @@ fn expired_traces_vanish_from_every_read() {
             )
             .unwrap();
         let trace = store.trace(TraceId([4; 16])).unwrap().unwrap();
-        store.complete(&summary_of(&trace), &[]).unwrap();
+        store.complete(&summary_of(&trace), &[], &[]).unwrap();
         assert_eq!(store.expire(25_000, 10).unwrap(), 0, "{name}");
         assert!(store.trace(TraceId([4; 16])).unwrap().is_some(), "{name}");
     }

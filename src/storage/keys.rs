@@ -9,7 +9,7 @@
 //! | `spans` | trace_id (16) · received_at_us (u64) · chunk_id (u64)       | `SpanChunk` (proto/), compressed by RocksDB |
 //! | `traces`| trace_id (16)                                              | `TraceSummary` (proto/) |
 //! | `index` | tag (1) · hash (u64) · start_us (u64) · trace_id (16)      | duration_us (u64) · flags (1) |
-//! | `open`  | trace_id (16)                                              | last arrival µs (u64) · last completion µs (u64) |
+//! | `open`  | received_at_us (u64) · sequence (u64)                      | trace ids (16 each) |
 //! | `names` | service · 0x00 · operation · 0x00 · span kind (1)          | empty |
 //! | `meta`  | name (ASCII)                                               | per key |
 //!
@@ -25,11 +25,14 @@
 //! duration and an error flag so duration and error filters need no further
 //! read; hash collisions are resolved by checking the summary.
 //!
-//! `open` holds, per trace, the last arrival and the newest completion; the
-//! trace is open while the arrival is newer. Every write of spans *puts*
-//! (arrival, 0), re-opening the trace whatever was there; a completion *merges*
-//! (0, last received) by component-wise max. A completion can then never close
-//! a trace whose spans it did not read, whatever the interleaving of writes.
+//! `open` is a journal of arrivals: every write of spans adds one entry, keyed
+//! by its receive time and a sequence number, listing the traces it touched —
+//! one put per request, however many traces it carries. A trace is open while
+//! an entry names it with a receive time later than its summary's
+//! `last_received_us`. Assembly deletes an entry, in the completion batch of the
+//! last of its traces, once every trace it names has been completed past it; so
+//! the journal holds about as many entries as there are requests whose traces
+//! are still open, and recovery reads only those.
 //! `spans` keys start with the trace id, so one prefix scan reads a whole trace,
 //! with its chunks in the order they were received. `chunk_id` is a hash of the
 //! chunk's span ids: two chunks of one trace received in the same microsecond
@@ -237,35 +240,55 @@ pub fn decode_index_value(bytes: &[u8]) -> Option<(u64, bool)> {
     ))
 }
 
-/// `open` values: (newest arrival µs, newest completion µs).
-pub const OPEN_VALUE_LEN: usize = 16;
+/// The key of one `open` journal entry: when its request was received, and a
+/// sequence number that tells apart requests received in the same microsecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JournalKey {
+    pub received_at_us: u64,
+    pub seq: u64,
+}
 
-pub fn encode_open_value(arrival_us: u64, completed_us: u64) -> [u8; OPEN_VALUE_LEN] {
-    let mut out = [0u8; OPEN_VALUE_LEN];
-    out[..8].copy_from_slice(&arrival_us.to_be_bytes());
-    out[8..].copy_from_slice(&completed_us.to_be_bytes());
+pub const JOURNAL_KEY_LEN: usize = 16;
+
+pub fn encode_journal_key(key: &JournalKey) -> [u8; JOURNAL_KEY_LEN] {
+    let mut out = [0u8; JOURNAL_KEY_LEN];
+    out[..8].copy_from_slice(&key.received_at_us.to_be_bytes());
+    out[8..].copy_from_slice(&key.seq.to_be_bytes());
     out
 }
 
-pub fn decode_open_value(bytes: &[u8]) -> Option<(u64, u64)> {
-    let bytes: &[u8; OPEN_VALUE_LEN] = bytes.try_into().ok()?;
-    Some((
-        u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
-        u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes")),
-    ))
+pub fn decode_journal_key(bytes: &[u8]) -> Result<JournalKey, KeyError> {
+    let bytes: &[u8; JOURNAL_KEY_LEN] = bytes.try_into().map_err(|_| KeyError {
+        cf: CF_OPEN,
+        len: bytes.len(),
+    })?;
+    Ok(JournalKey {
+        received_at_us: u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
+        seq: u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes")),
+    })
 }
 
-/// Folds `open` values and operands by component-wise max: associative and
-/// commutative, so RocksDB may merge them in any grouping.
-pub fn merge_open_values<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> [u8; OPEN_VALUE_LEN] {
-    let (mut arrival, mut completed) = (0, 0);
-    for value in values {
-        if let Some((a, c)) = decode_open_value(value) {
-            arrival = arrival.max(a);
-            completed = completed.max(c);
-        }
+/// A journal entry's value: the trace ids, concatenated.
+pub fn encode_journal_value<'a>(trace_ids: impl ExactSizeIterator<Item = &'a TraceId>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(trace_ids.len() * TraceId::LEN);
+    for trace_id in trace_ids {
+        out.extend_from_slice(trace_id.as_bytes());
     }
-    encode_open_value(arrival, completed)
+    out
+}
+
+/// The trace ids of a journal entry; `None` when its length is not a multiple
+/// of a trace id's.
+pub fn decode_journal_value(bytes: &[u8]) -> Option<Vec<TraceId>> {
+    if !bytes.len().is_multiple_of(TraceId::LEN) {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(TraceId::LEN)
+            .map(|id| TraceId(id.try_into().expect("16 bytes")))
+            .collect(),
+    )
 }
 
 fn fnv1a<'a>(bytes: impl Iterator<Item = &'a u8>) -> u64 {
@@ -349,16 +372,25 @@ mod tests {
     }
 
     #[test]
-    fn open_values_merge_by_max_in_any_grouping() {
-        let arrival = |t| encode_open_value(t, 0);
-        let completion = |t| encode_open_value(0, t);
-        let values = [arrival(5), completion(7), arrival(9), completion(3)];
-        let all = merge_open_values(values.iter().map(|v| &v[..]));
-        let left = merge_open_values(values[..2].iter().map(|v| &v[..]));
-        let right = merge_open_values(values[2..].iter().map(|v| &v[..]));
-        let grouped = merge_open_values([&left[..], &right[..]]);
-        assert_eq!(all, grouped);
-        assert_eq!(decode_open_value(&all), Some((9, 7)));
+    fn journal_keys_sort_by_time_then_sequence() {
+        let key = JournalKey {
+            received_at_us: 0x0102_0304_0506_0708,
+            seq: 9,
+        };
+        let bytes = encode_journal_key(&key);
+        assert_eq!(bytes, [1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 0, 9]);
+        assert_eq!(decode_journal_key(&bytes).unwrap(), key);
+        let later = JournalKey {
+            received_at_us: key.received_at_us + 1,
+            seq: 0,
+        };
+        assert!(encode_journal_key(&later) > bytes);
+        assert!(decode_journal_key(&bytes[1..]).is_err());
+        let ids = [TraceId([1; 16]), TraceId([2; 16])];
+        let value = encode_journal_value(ids.iter());
+        assert_eq!(value.len(), 32);
+        assert_eq!(decode_journal_value(&value).unwrap(), ids);
+        assert_eq!(decode_journal_value(&value[1..]), None);
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use super::keys::index_hash;
 use super::{
-    index_keys, merge_chunks, IndexHit, IndexTag, OperationName, StorageError, TraceStore,
+    index_keys, merge_chunks, IndexHit, IndexTag, JournalKey, OpenTrace, OperationName,
+    StorageError, TraceStore,
 };
 use crate::model::{Span, Trace, TraceChunk, TraceId, TraceSummary};
 
@@ -20,8 +21,9 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct State {
-    /// Newest arrival and newest completion per trace.
-    open: HashMap<TraceId, (u64, u64)>,
+    /// The `open` journal, as RocksDB keeps it.
+    journal: BTreeMap<JournalKey, Vec<TraceId>>,
+    journal_seq: u64,
     summaries: HashMap<TraceId, TraceSummary>,
     /// (tag, hash, start_us, trace) → (duration_us, error)
     index: BTreeMap<(u8, u64, u64, TraceId), (u64, bool)>,
@@ -35,18 +37,28 @@ impl MemoryStore {
 }
 
 impl TraceStore for MemoryStore {
-    fn append(&self, received_at_us: u64, chunks: &[TraceChunk]) -> Result<(), StorageError> {
+    fn append(
+        &self,
+        received_at_us: u64,
+        chunks: &[TraceChunk],
+    ) -> Result<JournalKey, StorageError> {
         let mut map = self.chunks.lock().expect("memory store lock");
         let mut state = self.state.lock().expect("memory store lock");
+        let journal = JournalKey {
+            received_at_us,
+            seq: state.journal_seq,
+        };
+        state.journal_seq += 1;
+        state
+            .journal
+            .insert(journal, chunks.iter().map(|c| c.trace_id).collect());
         for chunk in chunks {
-            // As RocksDB's put: the arrival replaces the marker and re-opens.
-            state.open.insert(chunk.trace_id, (received_at_us, 0));
             let list = map.entry(chunk.trace_id).or_default();
             list.push((received_at_us, chunk.spans.clone()));
             // Keep receive order, as the RocksDB key order does.
             list.sort_by_key(|(at, _)| *at);
         }
-        Ok(())
+        Ok(journal)
     }
 
     fn trace(&self, trace_id: TraceId) -> Result<Option<Trace>, StorageError> {
@@ -60,25 +72,60 @@ impl TraceStore for MemoryStore {
         Ok(())
     }
 
-    fn open_traces(&self) -> Result<Vec<(TraceId, u64)>, StorageError> {
-        let state = self.state.lock().expect("memory store lock");
-        Ok(state
-            .open
-            .iter()
-            .filter(|(_, (arrival, completed))| arrival > completed)
-            .map(|(id, (arrival, _))| (*id, *arrival))
-            .collect())
+    fn open_traces(&self) -> Result<Vec<OpenTrace>, StorageError> {
+        let chunks = self.chunks.lock().expect("memory store lock");
+        let mut state = self.state.lock().expect("memory store lock");
+        let mut open: HashMap<TraceId, OpenTrace> = HashMap::new();
+        let mut settled = Vec::new();
+        for (key, trace_ids) in &state.journal {
+            let mut pending = false;
+            for trace_id in trace_ids {
+                let completed = match state.summaries.get(trace_id) {
+                    Some(summary) => summary.last_received_us >= key.received_at_us,
+                    // Expired or never written: nothing left to complete.
+                    None => !chunks.contains_key(trace_id),
+                };
+                if completed {
+                    continue;
+                }
+                pending = true;
+                let entry = open.entry(*trace_id).or_insert_with(|| OpenTrace {
+                    trace_id: *trace_id,
+                    last_arrival_us: 0,
+                    journal: Vec::new(),
+                });
+                entry.last_arrival_us = entry.last_arrival_us.max(key.received_at_us);
+                entry.journal.push(*key);
+            }
+            if !pending {
+                settled.push(*key);
+            }
+        }
+        for key in settled {
+            state.journal.remove(&key);
+        }
+        Ok(open.into_values().collect())
     }
 
     fn is_open(&self, trace_id: TraceId) -> Result<bool, StorageError> {
-        let state = self.state.lock().expect("memory store lock");
-        Ok(state.open.get(&trace_id).is_none_or(|(a, c)| a > c))
+        let completed_up_to = {
+            let state = self.state.lock().expect("memory store lock");
+            match state.summaries.get(&trace_id) {
+                Some(summary) => summary.last_received_us,
+                None => return Ok(true),
+            }
+        };
+        let chunks = self.chunks.lock().expect("memory store lock");
+        Ok(chunks
+            .get(&trace_id)
+            .is_some_and(|list| list.iter().any(|(at, _)| *at > completed_up_to)))
     }
 
     fn complete(
         &self,
         summary: &TraceSummary,
         new_names: &[OperationName],
+        settled: &[JournalKey],
     ) -> Result<(), StorageError> {
         let mut state = self.state.lock().expect("memory store lock");
         state.names.extend(new_names.iter().cloned());
@@ -96,8 +143,17 @@ impl TraceStore for MemoryStore {
                 .insert((key.tag, key.hash, key.start_us, key.trace_id), value);
         }
         state.summaries.insert(summary.trace_id, summary.clone());
-        let open = state.open.entry(summary.trace_id).or_default();
-        open.1 = open.1.max(summary.last_received_us);
+        for key in settled {
+            state.journal.remove(key);
+        }
+        Ok(())
+    }
+
+    fn settle(&self, settled: &[JournalKey]) -> Result<(), StorageError> {
+        let mut state = self.state.lock().expect("memory store lock");
+        for key in settled {
+            state.journal.remove(key);
+        }
         Ok(())
     }
 
@@ -119,7 +175,6 @@ impl TraceStore for MemoryStore {
                     .remove(&(key.tag, key.hash, key.start_us, key.trace_id));
             }
             state.summaries.remove(&summary.trace_id);
-            state.open.remove(&summary.trace_id);
             chunks.remove(&summary.trace_id);
         }
         Ok(expired.len())

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use crate::model::{Span, Trace, TraceChunk, TraceId, TraceSummary};
 
-pub use keys::{IndexTag, OperationName};
+pub use keys::{IndexTag, JournalKey, OperationName};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -31,13 +31,19 @@ pub enum StorageError {
 
 /// Where spans are kept.
 pub trait TraceStore: Send + Sync + 'static {
-    /// Writes the chunks of one request in one atomic batch.
+    /// Writes the chunks of one request in one atomic batch, with one `open`
+    /// journal entry naming its traces; returns that entry's key, which
+    /// assembly hands back to `complete` once the traces are completed.
     ///
     /// Durable when `Ok`: the batch is in the write-ahead log and survives a
     /// process kill (and a power loss when the store syncs on write).
     /// Idempotent for readers: writing the same spans again does not make
     /// `trace` return them twice.
-    fn append(&self, received_at_us: u64, chunks: &[TraceChunk]) -> Result<(), StorageError>;
+    fn append(
+        &self,
+        received_at_us: u64,
+        chunks: &[TraceChunk],
+    ) -> Result<JournalKey, StorageError>;
 
     /// Every span stored for the trace so far, each span id once (the copy
     /// received last wins, except that an in-progress copy never replaces a
@@ -49,10 +55,10 @@ pub trait TraceStore: Send + Sync + 'static {
     /// persists in-memory state; called at shutdown.
     fn flush(&self) -> Result<(), StorageError>;
 
-    /// Traces that received spans since they were last completed, with the
-    /// time of their newest arrival (µs). `append` opens a trace, `complete`
-    /// closes it unless spans arrived after the summary's `last_received_us`.
-    fn open_traces(&self) -> Result<Vec<(TraceId, u64)>, StorageError>;
+    /// Traces that received spans since they were last completed (recovery
+    /// after a restart), each with its newest arrival and the journal entries
+    /// that name it. Journal entries whose every trace is complete are deleted.
+    fn open_traces(&self) -> Result<Vec<OpenTrace>, StorageError>;
 
     /// Whether the trace received spans after its last completion (or was
     /// never completed).
@@ -60,18 +66,23 @@ pub trait TraceStore: Send + Sync + 'static {
 
     /// Stores a completed trace's summary and its index entries, replacing
     /// those of an earlier completion of the same trace (never duplicating
-    /// them), and closes the trace unless spans arrived after
-    /// `summary.last_received_us`. `new_names` are operation names first seen
-    /// in this trace. One atomic batch; durable when `Ok`.
+    /// them), and deletes the `settled` journal entries: those whose every
+    /// trace is now completed. `new_names` are operation names first seen in
+    /// this trace. One atomic batch; durable when `Ok`.
     fn complete(
         &self,
         summary: &TraceSummary,
         new_names: &[OperationName],
+        settled: &[JournalKey],
     ) -> Result<(), StorageError>;
+
+    /// Deletes settled journal entries outside a completion (their traces left
+    /// nothing to complete).
+    fn settle(&self, settled: &[JournalKey]) -> Result<(), StorageError>;
 
     /// Deletes up to `max_traces` completed traces that started before
     /// `before_us` and received nothing since — their spans (one range delete
-    /// per trace), summary, index entries and open marker — oldest first;
+    /// per trace), summary and index entries — oldest first;
     /// returns how many went. A trace sent late with old timestamps is kept
     /// until its spans, too, are older than `before_us`.
     fn expire(&self, before_us: u64, max_traces: usize) -> Result<usize, StorageError>;
@@ -98,6 +109,16 @@ pub trait TraceStore: Send + Sync + 'static {
         to_us: u64,
         limit: usize,
     ) -> Result<Vec<IndexHit>, StorageError>;
+}
+
+/// A trace found open by recovery.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OpenTrace {
+    pub trace_id: TraceId,
+    /// The newest arrival (µs).
+    pub last_arrival_us: u64,
+    /// The journal entries naming the trace after its last completion.
+    pub journal: Vec<JournalKey>,
 }
 
 /// One `index` entry read back.

@@ -5,7 +5,9 @@
 //! a 16-byte key prefix; a prefix bloom filter keeps single-trace reads to a
 //! seek or two.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
@@ -14,19 +16,20 @@ use rocksdb::{
 
 use super::codec::{decode_chunk, decode_summary, encode_chunk, encode_summary};
 use super::keys::{
-    chunk_id, decode_index_key, decode_index_value, decode_open_value, decode_span_key,
-    encode_index_key, encode_index_value, encode_open_value, encode_span_key, index_hash,
-    index_range, merge_open_values, span_key_prefix, SpanKey, CF_INDEX, CF_META, CF_OPEN, CF_SPANS,
-    CF_TRACES, META_FORMAT_VERSION,
+    chunk_id, decode_index_key, decode_index_value, decode_journal_key, decode_journal_value,
+    decode_span_key, encode_index_key, encode_index_value, encode_journal_key,
+    encode_journal_value, encode_span_key, index_hash, index_range, span_key_prefix, JournalKey,
+    SpanKey, CF_INDEX, CF_META, CF_OPEN, CF_SPANS, CF_TRACES, META_FORMAT_VERSION,
 };
 use super::keys::{decode_name_key, encode_name_key, name_prefix, CF_NAMES};
 use super::{
-    index_keys, merge_chunks, IndexHit, IndexTag, OperationName, StorageError, TraceStore,
+    index_keys, merge_chunks, IndexHit, IndexTag, OpenTrace, OperationName, StorageError,
+    TraceStore,
 };
 use crate::model::{Trace, TraceChunk, TraceId, TraceSummary};
 
 /// The on-disk format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Engine settings, from `[storage]` in the config file.
 #[derive(Debug, Clone)]
@@ -50,6 +53,8 @@ pub struct RocksStore {
     db: DB,
     path: PathBuf,
     sync_writes: bool,
+    /// The next journal sequence number.
+    journal_seq: AtomicU64,
 }
 
 impl From<rocksdb::Error> for StorageError {
@@ -86,8 +91,7 @@ impl RocksStore {
         index.set_compression_type(DBCompressionType::Lz4);
         // Scans stay within one tag·hash; a prefix bloom skips files without it.
         index.set_prefix_extractor(SliceTransform::create_fixed_prefix(9));
-        let mut open = Options::default();
-        open.set_merge_operator_associative("tracemap.open.max", merge_open);
+        let open = Options::default();
 
         let db = DB::open_cf_descriptors(
             &db_options,
@@ -105,13 +109,37 @@ impl RocksStore {
             db,
             path: path.to_path_buf(),
             sync_writes: options.sync_writes,
+            journal_seq: AtomicU64::new(0),
         };
         store.check_format_version()?;
+        // Sequence numbers carry on from the newest entry, so a key is never
+        // reused even if the clock steps back.
+        if let Some(item) = store
+            .db
+            .iterator_cf(store.cf(CF_OPEN), IteratorMode::End)
+            .next()
+        {
+            let (key, _) = item?;
+            let last =
+                decode_journal_key(&key).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            store.journal_seq.store(last.seq + 1, Ordering::Relaxed);
+        }
         Ok(store)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Entries in the `open` journal: requests with a trace not yet completed
+    /// past them (and, until recovery or the next completion, a few settled).
+    pub fn journal_entries(&self) -> Result<usize, StorageError> {
+        let mut count = 0;
+        for item in self.db.iterator_cf(self.cf(CF_OPEN), IteratorMode::Start) {
+            item?;
+            count += 1;
+        }
+        Ok(count)
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -152,21 +180,20 @@ impl RocksStore {
     }
 }
 
-/// The `open` column family's merge: component-wise max of (arrival, completion).
-fn merge_open(
-    _key: &[u8],
-    existing: Option<&[u8]>,
-    operands: &rocksdb::MergeOperands,
-) -> Option<Vec<u8>> {
-    Some(merge_open_values(existing.into_iter().chain(operands)).to_vec())
-}
-
 impl RocksStore {
-    fn open_state(&self, trace_id: TraceId) -> Result<Option<(u64, u64)>, StorageError> {
-        Ok(self
-            .db
-            .get_pinned_cf(self.cf(CF_OPEN), trace_id.as_bytes())?
-            .and_then(|v| decode_open_value(&v)))
+    /// Whether a chunk of the trace was received at or after `from_us`.
+    fn has_spans(&self, trace_id: TraceId, from_us: u64) -> Result<bool, StorageError> {
+        let from = encode_span_key(&SpanKey {
+            trace_id,
+            received_at_us: from_us,
+            chunk_id: 0,
+        });
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_SPANS));
+        iter.seek(from);
+        iter.status()?;
+        Ok(iter
+            .key()
+            .is_some_and(|key| key.starts_with(&span_key_prefix(&trace_id))))
     }
 
     fn stored_summary(&self, trace_id: TraceId) -> Result<Option<TraceSummary>, StorageError> {
@@ -180,10 +207,16 @@ impl RocksStore {
 }
 
 impl TraceStore for RocksStore {
-    fn append(&self, received_at_us: u64, chunks: &[TraceChunk]) -> Result<(), StorageError> {
+    fn append(
+        &self,
+        received_at_us: u64,
+        chunks: &[TraceChunk],
+    ) -> Result<JournalKey, StorageError> {
         let spans_cf = self.cf(CF_SPANS);
-        let open_cf = self.cf(CF_OPEN);
-        let arrival = encode_open_value(received_at_us, 0);
+        let journal = JournalKey {
+            received_at_us,
+            seq: self.journal_seq.fetch_add(1, Ordering::Relaxed),
+        };
         let mut batch = WriteBatch::default();
         for chunk in chunks {
             let key = encode_span_key(&SpanKey {
@@ -192,14 +225,16 @@ impl TraceStore for RocksStore {
                 chunk_id: chunk_id(chunk.spans.iter().map(|s| &s.span_id)),
             });
             batch.put_cf(spans_cf, key, encode_chunk(&chunk.spans));
-            // A put, not a merge: an arrival always re-opens, whatever the
-            // completion marks already there, and flushes skip the merge callback.
-            batch.put_cf(open_cf, chunk.trace_id.as_bytes(), arrival);
         }
+        batch.put_cf(
+            self.cf(CF_OPEN),
+            encode_journal_key(&journal),
+            encode_journal_value(chunks.iter().map(|c| &c.trace_id)),
+        );
         let mut write = WriteOptions::default();
         write.set_sync(self.sync_writes);
         self.db.write_opt(batch, &write)?;
-        Ok(())
+        Ok(journal)
     }
 
     fn trace(&self, trace_id: TraceId) -> Result<Option<Trace>, StorageError> {
@@ -234,33 +269,65 @@ impl TraceStore for RocksStore {
         Ok(())
     }
 
-    fn open_traces(&self) -> Result<Vec<(TraceId, u64)>, StorageError> {
-        let mut open = Vec::new();
+    fn open_traces(&self) -> Result<Vec<OpenTrace>, StorageError> {
+        // The receive time each trace was completed up to, read once per trace.
+        let mut completed_up_to: HashMap<TraceId, u64> = HashMap::new();
+        let mut open: HashMap<TraceId, OpenTrace> = HashMap::new();
+        let mut settled = WriteBatch::default();
         for item in self.db.iterator_cf(self.cf(CF_OPEN), IteratorMode::Start) {
             let (key, value) = item?;
-            let Ok(trace_id) = TraceId::from_bytes(&key) else {
-                return Err(StorageError::Corrupt(format!(
-                    "open key of {} bytes",
-                    key.len()
-                )));
-            };
-            match decode_open_value(&value) {
-                Some((arrival, completed)) if arrival > completed => open.push((trace_id, arrival)),
-                Some(_) => {}
-                None => return Err(StorageError::Corrupt("open value".into())),
+            let journal =
+                decode_journal_key(&key).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            let trace_ids = decode_journal_value(&value)
+                .ok_or_else(|| StorageError::Corrupt("open journal value".into()))?;
+            let mut pending = false;
+            for trace_id in trace_ids {
+                let completed = match completed_up_to.get(&trace_id) {
+                    Some(at) => *at,
+                    None => {
+                        let at = match self.stored_summary(trace_id)? {
+                            Some(summary) => summary.last_received_us.saturating_add(1),
+                            // Expired or never written: nothing left to complete.
+                            None if !self.has_spans(trace_id, 0)? => u64::MAX,
+                            None => 0,
+                        };
+                        completed_up_to.insert(trace_id, at);
+                        at
+                    }
+                };
+                if journal.received_at_us < completed {
+                    continue;
+                }
+                pending = true;
+                let entry = open.entry(trace_id).or_insert_with(|| OpenTrace {
+                    trace_id,
+                    last_arrival_us: 0,
+                    journal: Vec::new(),
+                });
+                entry.last_arrival_us = entry.last_arrival_us.max(journal.received_at_us);
+                entry.journal.push(journal);
+            }
+            if !pending {
+                settled.delete_cf(self.cf(CF_OPEN), &key);
             }
         }
-        Ok(open)
+        self.db.write(settled)?;
+        Ok(open.into_values().collect())
     }
 
     fn is_open(&self, trace_id: TraceId) -> Result<bool, StorageError> {
-        Ok(self.open_state(trace_id)?.is_none_or(|(a, c)| a > c))
+        let Some(summary) = self.stored_summary(trace_id)? else {
+            return Ok(true);
+        };
+        // Open when a chunk was received after the spans the summary covers.
+        self.has_spans(trace_id, summary.last_received_us.saturating_add(1))
     }
 
     fn complete(
         &self,
         summary: &TraceSummary,
         new_names: &[OperationName],
+        settled: &[JournalKey],
     ) -> Result<(), StorageError> {
         let index_cf = self.cf(CF_INDEX);
         let mut batch = WriteBatch::default();
@@ -281,14 +348,21 @@ impl TraceStore for RocksStore {
             summary.trace_id.as_bytes(),
             encode_summary(summary),
         );
-        batch.merge_cf(
-            self.cf(CF_OPEN),
-            summary.trace_id.as_bytes(),
-            encode_open_value(0, summary.last_received_us),
-        );
+        for key in settled {
+            batch.delete_cf(self.cf(CF_OPEN), encode_journal_key(key));
+        }
         let mut write = WriteOptions::default();
         write.set_sync(self.sync_writes);
         self.db.write_opt(batch, &write)?;
+        Ok(())
+    }
+
+    fn settle(&self, settled: &[JournalKey]) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        for key in settled {
+            batch.delete_cf(self.cf(CF_OPEN), encode_journal_key(key));
+        }
+        self.db.write(batch)?;
         Ok(())
     }
 
@@ -321,7 +395,6 @@ impl TraceStore for RocksStore {
                 batch.delete_cf(self.cf(CF_INDEX), encode_index_key(&key));
             }
             batch.delete_cf(self.cf(CF_TRACES), hit.trace_id.as_bytes());
-            batch.delete_cf(self.cf(CF_OPEN), hit.trace_id.as_bytes());
             expired += 1;
         }
         self.db.write(batch)?;
@@ -500,7 +573,7 @@ mod tests {
                 .unwrap();
             let trace = store.trace(trace_id).unwrap().unwrap();
             store
-                .complete(&TraceSummary::of(&trace, &[], true), &[])
+                .complete(&TraceSummary::of(&trace, &[], true), &[], &[])
                 .unwrap();
         }
         store.compact().unwrap();

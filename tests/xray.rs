@@ -1,6 +1,7 @@
 //! The X-Ray daemon port with the real AWS X-Ray SDK for Python (segments,
 //! streamed subsegments, a mixed OpenTelemetry + X-Ray trace, centralized
-//! sampling), and one malformed datagram per drop reason.
+//! sampling through the SDK's own pollers), one malformed datagram per drop
+//! reason, and datagrams dropped when ingest has no room.
 
 mod common;
 
@@ -47,6 +48,7 @@ async fn xray_sampler_gets_its_rules_from_tracemap() {
     let server = TestServer::start().await;
     let report = python_mode(&server, "sampling").await;
     assert!(report.contains("Default"), "{report}");
+    assert!(report.contains("\"quota\": 1"), "{report}");
     server.stop().await;
 }
 
@@ -112,6 +114,58 @@ async fn each_malformed_datagram_is_dropped_and_counted() {
             format!("tracemap_requests_rejected_total{{receiver=\"xray\",reason=\"{reason}\"}}");
         assert_eq!(metric(&metrics, &series), Some(want), "{reason}: {metrics}");
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagrams_beyond_the_in_flight_budget_are_dropped_and_counted() {
+    // A budget smaller than the one big datagram sent: it can never be taken in.
+    let server = TestServer::start_with(|c| {
+        c.limits.max_message_bytes = 1024;
+        c.limits.max_inflight_bytes = 1024;
+    })
+    .await;
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let segment = |id: &str, trace: &str, padding: usize| {
+        format!(
+            "{{\"format\": \"json\", \"version\": 1}}\n{{\"name\": \"checkout\", \"id\": \"{id}\", \"trace_id\": \"{trace}\", \"start_time\": 1478293361.271, \"end_time\": 1478293361.449, \"metadata\": {{\"default\": {{\"pad\": \"{}\"}}}}}}",
+            "x".repeat(padding)
+        )
+    };
+    let big_trace = "1-581cf771-a006649127e371903a2de970";
+    socket
+        .send_to(
+            segment("70de5b6f19ff9a0a", big_trace, 4096).as_bytes(),
+            server.xray_addr,
+        )
+        .unwrap();
+    let series = "tracemap_requests_rejected_total{receiver=\"xray\",reason=\"overloaded\"}";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = get_text(&format!("{}/metrics", server.api_url)).await;
+        if metric(&metrics, series) == Some(1.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no overloaded drop counted: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A small one still fits, and the big one was not stored.
+    let small_trace = "1-581cf771-a006649127e371903a2de971";
+    socket
+        .send_to(
+            segment("70de5b6f19ff9a0b", small_trace, 10).as_bytes(),
+            server.xray_addr,
+        )
+        .unwrap();
+    let url = |trace: &str| format!("{}/api/v1/traces/{trace}", server.api_url);
+    while get_json(&url(small_trace)).await.0 != 200 {
+        assert!(Instant::now() < deadline, "the small segment never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(get_json(&url(big_trace)).await.0, 404);
     server.stop().await;
 }
 

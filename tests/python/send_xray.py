@@ -10,7 +10,9 @@ Used by tests/xray.rs. Modes:
             export) calls an X-Ray SDK service under the same trace header;
             tracemap must show one trace, the segment under the OTel client span.
   sampling  the SDK's centralized-sampling connector fetches rules and targets
-            from tracemap; no error may be logged.
+            from tracemap; then the recorder's own sampler, with its rule and
+            target poller threads, gets the rules and a reservoir quota from
+            tracemap while segments are recorded; no error may be logged.
 Exits non-zero with a message on any mismatch.
 """
 
@@ -112,11 +114,46 @@ def compare(entity, parent, service, is_segment, got, label):
         check(attrs.get("db.query.text") == sql["sanitized_query"], f"{where}: db.query.text")
         check(attrs.get("db.system.name") == sql["database_type"].lower(), f"{where}: db.system.name")
         check(attrs.get("db.namespace") == "bookstore", f"{where}: db.namespace {attrs.get('db.namespace')}")
+    for key, value in entity.get("aws", {}).items():
+        if isinstance(value, dict):
+            continue  # sections (xray, ec2, …) describe the resource
+        name = AWS_ATTRIBUTES.get(key, f"aws.{key}")
+        check(attrs.get(name) == value, f"{where}: aws {key}: {name} = {attrs.get(name)} != {value}")
+        if key == "operation":
+            check(attrs.get("rpc.method") == value, f"{where}: rpc.method {attrs.get('rpc.method')}")
+    if entity.get("precursor_ids"):
+        got_ids = attrs.get("aws.xray.precursor_ids")
+        check(got_ids == entity["precursor_ids"], f"{where}: precursor ids {got_ids} != {entity['precursor_ids']}")
     exceptions = entity.get("cause", {}).get("exceptions", []) if isinstance(entity.get("cause"), dict) else []
     got_exceptions = [e for e in got["events"] if e["name"] == "exception"]
     check(len(got_exceptions) == len(exceptions), f"{where}: {len(got_exceptions)} exception events, {len(exceptions)} sent")
     for sent, event in zip(exceptions, got_exceptions):
-        check(event["attributes"].get("exception.message") == sent.get("message"), f"{where}: exception message")
+        got_attrs = event["attributes"]
+        check(got_attrs.get("exception.message") == sent.get("message"), f"{where}: exception message")
+        check(got_attrs.get("exception.type") == sent.get("type"), f"{where}: exception type {got_attrs.get('exception.type')}")
+        check(got_attrs.get("aws.xray.exception.id") == sent.get("id"), f"{where}: exception id")
+        if "remote" in sent:
+            check(got_attrs.get("aws.xray.exception.remote") == sent["remote"], f"{where}: exception remote")
+        stack = got_attrs.get("exception.stacktrace", "")
+        check(len(sent.get("stack", [])) > 0, f"{where}: the SDK sent no stack frames")
+        for frame in sent.get("stack", []):
+            line = f"at {frame.get('label', '?')} ({frame.get('path', '?')}:{frame.get('line', 0)})"
+            check(line in stack, f"{where}: stack frame {line!r} missing from {stack!r}")
+        check(event["time_us"] >= got["start_us"], f"{where}: exception event time {event['time_us']}")
+    if exceptions or entity.get("fault") or entity.get("error"):
+        check(got["status"] == "error", f"{where}: status {got['status']} with a cause")
+
+
+# How the segment's `aws` fields are named on the stored span.
+AWS_ATTRIBUTES = {
+    "operation": "aws.operation",
+    "region": "cloud.region",
+    "account_id": "cloud.account.id",
+    "request_id": "aws.request_id",
+    "retries": "aws.xray.retries",
+    "table_name": "aws.table_name",
+    "queue_url": "aws.queue_url",
+}
 
 
 def record_bookstore_search(correlation_id):
@@ -164,9 +201,17 @@ def mode_segments(args):
     # Stream completed subsegments on their own, as the SDKs do for big segments.
     xray_recorder.configure(streaming_threshold=1)
     streamed = xray_recorder.begin_segment("catalog-batch")
+    attempts = []
     for n in range(4):
         sub = xray_recorder.begin_subsegment("DynamoDB", "aws")
-        sub.set_aws({"operation": "GetItem", "table_name": "books", "region": "eu-west-1", "retries": n})
+        sub.set_aws({
+            "operation": "GetItem", "table_name": "books", "region": "eu-west-1",
+            "retries": n, "request_id": f"REQ{n}", "account_id": "123456789012",
+        })
+        if attempts:
+            # The segment document's field for the calls that came before.
+            sub.precursor_ids = list(attempts)
+        attempts.append(sub.id)
         xray_recorder.end_subsegment()
     xray_recorder.end_segment()
 
@@ -263,8 +308,31 @@ def mode_sampling(args):
     check(targets.get("Default", {}).get("rate") == 1.0, f"targets {targets}")
     check(targets.get("Default", {}).get("interval") == 10, f"targets {targets}")
     check(last_modified > 0, "last rule modification")
+
+    # The recorder's own sampler: poller threads started by the first decision.
+    xray_recorder.configure(
+        daemon_address=f"127.0.0.1:{args.port}", sampling=True, context_missing="LOG_ERROR",
+        service="search-service",
+    )
+    sampler = xray_recorder.sampler
+    deadline = time.time() + 25
+    sampled = 0
+    quota = None
+    while time.time() < deadline:
+        segment = xray_recorder.begin_segment("search-service")
+        sampled += 1 if segment.sampled else 0
+        xray_recorder.end_segment()
+        cached = {r.name: r for r in sampler._cache.rules}
+        if "Default" in cached:
+            quota = cached["Default"].reservoir._quota
+            if quota is not None:
+                break
+        time.sleep(0.2)
+    check(sampler._cache.last_updated, "the rule poller never loaded rules from tracemap")
+    check(quota == 1, f"the target poller got no reservoir quota from tracemap: {quota}")
+    check(sampled > 0, "no segment was sampled")
     check(not errors, f"the SDK logged errors: {errors}")
-    print(json.dumps({"rules": [r.name for r in rules], "targets": sorted(targets)}))
+    print(json.dumps({"rules": [r.name for r in rules], "targets": sorted(targets), "quota": quota}))
 
 
 def main():

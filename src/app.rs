@@ -100,7 +100,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         trace_max_age: config.assembly.trace_max_age,
         max_open_traces: config.assembly.max_open_traces,
         max_open_bytes: config.assembly.max_open_bytes,
-        correlation_keys: config.index.correlation_keys.clone(),
+        summary_keys: config.index.summary_keys(),
         completed: None,
     };
     let xray_receiver = Arc::new(XrayUdp {
@@ -122,7 +122,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let api_state = Arc::new(ApiState {
         store: trace_store.clone(),
         telemetry: telemetry.clone(),
-        correlation_keys: config.index.correlation_keys.clone(),
+        summary_keys: config.index.summary_keys(),
         ready: ready.clone(),
     });
 

@@ -159,6 +159,18 @@ impl Default for AssemblyConfig {
 pub struct IndexConfig {
     /// Attribute keys whose values are correlation ids (X-Ray annotations included).
     pub correlation_keys: Vec<String>,
+    /// Attribute keys (span or resource) whose values are indexed, so
+    /// `attr=key:value` and Jaeger tag searches on them need no scan.
+    pub attributes: Vec<String>,
+}
+
+impl IndexConfig {
+    pub fn summary_keys(&self) -> crate::model::SummaryKeys {
+        crate::model::SummaryKeys {
+            correlation: self.correlation_keys.clone(),
+            indexed: self.attributes.clone(),
+        }
+    }
 }
 
 impl Default for IndexConfig {
@@ -175,6 +187,7 @@ impl Default for IndexConfig {
         ];
         Self {
             correlation_keys: keys.iter().map(|k| k.to_string()).collect(),
+            attributes: vec!["http.route".into(), "enduser.id".into()],
         }
     }
 }

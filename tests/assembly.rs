@@ -95,12 +95,10 @@ async fn traces_complete_and_are_found_by_every_indexed_filter() {
         )],
     )
     .await;
-    send(
-        &url,
-        "gateway",
-        vec![span(base, 0xaa, 1, None, "GET /orders", 920, 120, "req_A")],
-    )
-    .await;
+    let mut root = span(base, 0xaa, 1, None, "GET /orders", 920, 120, "req_A");
+    root.attributes
+        .push(common::string_attr("http.route", "/orders"));
+    send(&url, "gateway", vec![root]).await;
     // Trace 0xbb: gateway → search, 40 ms, failed, req_B.
     let mut failed = span(base, 0xbb, 4, Some(3), "GET /search", 600, 30, "req_B");
     failed.status = Some(opentelemetry_proto::tonic::trace::v1::Status {
@@ -115,21 +113,10 @@ async fn traces_complete_and_are_found_by_every_indexed_filter() {
     )
     .await;
     // Trace 0xcc: gateway only, 500 ms, carries req_A too.
-    send(
-        &url,
-        "gateway",
-        vec![span(
-            base,
-            0xcc,
-            5,
-            None,
-            "GET /orders/slow",
-            1000,
-            500,
-            "req_A",
-        )],
-    )
-    .await;
+    let mut slow = span(base, 0xcc, 5, None, "GET /orders/slow", 1000, 500, "req_A");
+    slow.attributes
+        .push(common::string_attr("http.route", "/orders/slow"));
+    send(&url, "gateway", vec![slow]).await;
 
     let a = wait_complete(&server.api_url, 0xaa, 2).await;
     assert_eq!(a["summary"]["root_service"], "gateway");
@@ -161,6 +148,23 @@ async fn traces_complete_and_are_found_by_every_indexed_filter() {
     assert!(search(api, "lookback=1ms&end=1000").await.is_empty());
     assert_eq!(search(api, "operation=SELECT%20orders").await, ["aa"]);
     assert_eq!(search(api, "attr=correlation_id:req_B").await, ["bb"]);
+    // Through the service + operation index: the operation is the service's.
+    assert_eq!(
+        search(api, "service=gateway&operation=GET%20%2Forders").await,
+        ["aa"]
+    );
+    assert!(search(api, "service=order&operation=GET%20%2Forders")
+        .await
+        .is_empty());
+    // Through the indexed-attribute index (`http.route` is indexed by default).
+    assert_eq!(search(api, "attr=http.route:/orders").await, ["aa"]);
+    assert_eq!(
+        search(api, "attr=http.route:/orders/slow&min_duration=200ms").await,
+        ["cc"]
+    );
+    assert!(search(api, "attr=http.route:/orders&service=search")
+        .await
+        .is_empty());
     assert_eq!(
         search(
             api,
@@ -221,6 +225,13 @@ async fn traces_complete_and_are_found_by_every_indexed_filter() {
         ["aa"]
     );
     assert_eq!(jaeger("service=gateway&minDuration=200ms").await, ["cc"]);
+    assert_eq!(
+        jaeger("service=gateway&tag=http.route:/orders").await,
+        ["aa"]
+    );
+    assert!(jaeger("service=order&operation=GET%20%2Forders")
+        .await
+        .is_empty());
     assert_eq!(jaeger("service=search&tag=error:true").await, ["bb"]);
     assert_eq!(
         jaeger("service=order&tags=%7B%22correlation_id%22%3A%22req_A%22%7D").await,

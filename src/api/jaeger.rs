@@ -19,7 +19,9 @@ use serde_json::Value;
 use super::error::{parse_trace_id, ApiError};
 use super::ApiState;
 use crate::ingest::now_us;
+use crate::model::MAX_INDEXED_VALUE_BYTES;
 use crate::model::{AttrValue, KeyValue, Resource, Span, SpanKind, StatusCode, Trace, TraceId};
+use crate::storage::keys::pair_term;
 use crate::storage::IndexTag;
 
 /// Most candidate traces one search loads before answering.
@@ -182,6 +184,23 @@ struct SpanCriteria {
 }
 
 impl SpanCriteria {
+    /// The index that narrows the candidates most: an indexed tag, the
+    /// service and operation, else the service. Candidates are still checked
+    /// span by span, as Jaeger matches every criterion on one span.
+    fn index_term(&self, indexed: &[String]) -> (IndexTag, String) {
+        if let Some((key, value)) = self
+            .tags
+            .iter()
+            .find(|(key, value)| indexed.contains(key) && value.len() <= MAX_INDEXED_VALUE_BYTES)
+        {
+            return (IndexTag::Attribute, pair_term(key, value));
+        }
+        match &self.operation {
+            Some(operation) => (IndexTag::Operation, pair_term(&self.service, operation)),
+            None => (IndexTag::Service, self.service.clone()),
+        }
+    }
+
     fn parse(params: &[(String, String)]) -> Result<(Self, usize), ApiError> {
         let bad = |m: String| ApiError::BadRequest(m);
         let get = |key: &str| {
@@ -318,8 +337,8 @@ fn parse_go_duration_us(text: &str) -> Option<u64> {
     (total_ns.is_finite() && total_ns >= 0.0).then(|| (total_ns / 1e3) as u64)
 }
 
-/// `GET /api/traces`: Jaeger's trace search. Candidates come from the service
-/// index, newest first; each is loaded and kept when one of its spans matches.
+/// `GET /api/traces`: Jaeger's trace search. Candidates come from the most
+/// selective index (`SpanCriteria::index_term`), newest first; each is loaded and kept when one of its spans matches.
 /// The scan is bounded in candidates and time; when it stops early the answer
 /// says so in `warnings`.
 pub async fn search_traces(
@@ -330,14 +349,16 @@ pub async fn search_traces(
         Ok(parsed) => parsed,
         Err(error) => return error_envelope(error),
     };
+    let indexed = state.summary_keys.indexed.clone();
     let result = state
         .blocking(move |store| {
             let started = std::time::Instant::now();
+            let (tag, value) = criteria.index_term(&indexed);
             // A trace starts at or before its spans; an hour of slack catches
             // long traces whose matching span starts in the range.
             let hits = store.scan_index(
-                IndexTag::Service,
-                &criteria.service,
+                tag,
+                &value,
                 criteria.start_us.saturating_sub(3_600_000_000),
                 criteria.end_us,
                 SEARCH_CANDIDATES,

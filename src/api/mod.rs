@@ -15,7 +15,7 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 
-use crate::model::{Trace, TraceId, TraceSummary};
+use crate::model::{SummaryKeys, Trace, TraceId, TraceSummary};
 use crate::storage::TraceStore;
 use crate::telemetry::Telemetry;
 
@@ -25,7 +25,7 @@ pub use error::ApiError;
 pub struct ApiState {
     pub store: Arc<dyn TraceStore>,
     pub telemetry: Arc<Telemetry>,
-    pub correlation_keys: Vec<String>,
+    pub summary_keys: SummaryKeys,
     /// Set once storage is open and every listener is bound.
     pub ready: Arc<AtomicBool>,
 }
@@ -52,7 +52,7 @@ impl ApiState {
     async fn summary(&self, trace: &Trace) -> Result<TraceSummary, ApiError> {
         let trace_id = trace.trace_id;
         let open = self.blocking(move |store| store.is_open(trace_id)).await?;
-        Ok(TraceSummary::of(trace, &self.correlation_keys, !open))
+        Ok(TraceSummary::of(trace, &self.summary_keys, !open))
     }
 }
 

@@ -10,7 +10,8 @@ use serde_json::{json, Map, Value};
 use super::error::{parse_trace_id, ApiError};
 use super::ApiState;
 use crate::ingest::now_us;
-use crate::model::{KeyValue, Span, TraceSummary};
+use crate::model::{KeyValue, Span, TraceSummary, MAX_INDEXED_VALUE_BYTES, MAX_SUMMARY_TERMS};
+use crate::storage::keys::pair_term;
 use crate::storage::IndexTag;
 
 /// Most index entries one search reads before it answers with what it found.
@@ -23,15 +24,10 @@ pub async fn search_traces(
 ) -> Result<Json<Value>, ApiError> {
     let query = SearchQuery::parse(&params)?;
     let (limit, by_duration) = (query.limit, query.by_duration);
-    let (tag, value) = if let Some(id) = &query.correlation_id {
-        (IndexTag::CorrelationId, id.clone())
-    } else if let Some(service) = &query.service {
-        (IndexTag::Service, service.clone())
-    } else {
-        (IndexTag::All, String::new())
-    };
+    let indexed = state.summary_keys.indexed.clone();
     let found = state
         .blocking(move |store| {
+            let (tag, value) = query.index_term(&indexed);
             let hits = store.scan_index(tag, &value, query.start_us, query.end_us, SCAN_CAP)?;
             let mut summaries = Vec::new();
             for hit in hits {
@@ -46,7 +42,9 @@ pub async fn search_traces(
                 let Some(summary) = store.summary(hit.trace_id)? else {
                     continue;
                 };
-                if query.matches(&summary) && query.matches_spans(store, hit.trace_id)? {
+                if query.matches(&summary, &indexed)
+                    && query.matches_spans(store, &summary, &indexed)?
+                {
                     summaries.push(summary);
                     if !query.by_duration && summaries.len() >= query.limit {
                         break;
@@ -69,9 +67,9 @@ pub async fn search_traces(
 /// The filters of `GET /api/v1/traces` (API.md), parsed and checked.
 struct SearchQuery {
     service: Option<String>,
-    /// Any span named so; checked on the spans, not through an index.
+    /// A span named so, of `service` when given (as in Jaeger).
     operation: Option<String>,
-    /// `attr=key:value`, each on any span; checked on the spans.
+    /// `attr=key:value`, each on any span.
     attrs: Vec<(String, String)>,
     correlation_id: Option<String>,
     min_duration: Option<Duration>,
@@ -169,34 +167,40 @@ impl SearchQuery {
         })
     }
 
-    /// Operation and attribute filters, which no index answers: the trace is
-    /// loaded and its spans checked. The scan stays bounded by `SCAN_CAP`.
-    fn matches_spans(
-        &self,
-        store: &dyn crate::storage::TraceStore,
-        trace_id: crate::model::TraceId,
-    ) -> Result<bool, crate::storage::StorageError> {
-        if self.operation.is_none() && self.attrs.is_empty() {
-            return Ok(true);
+    /// The most selective index for the query: a correlation id, an indexed
+    /// attribute, a service and operation, a service, else every trace.
+    fn index_term(&self, indexed: &[String]) -> (IndexTag, String) {
+        if let Some(id) = &self.correlation_id {
+            return (IndexTag::CorrelationId, id.clone());
         }
-        let Some(trace) = store.trace(trace_id)? else {
-            return Ok(false);
-        };
-        let operation = self
-            .operation
-            .as_ref()
-            .is_none_or(|op| trace.spans.iter().any(|s| s.name == *op));
-        let attrs = self.attrs.iter().all(|(key, value)| {
-            trace
-                .spans
-                .iter()
-                .any(|s| super::jaeger::tag_matches(s, key, value))
-        });
-        Ok(operation && attrs)
+        if let Some((key, value)) = self
+            .attrs
+            .iter()
+            .find(|(key, value)| indexed.contains(key) && value.len() <= MAX_INDEXED_VALUE_BYTES)
+        {
+            return (IndexTag::Attribute, pair_term(key, value));
+        }
+        match (&self.service, &self.operation) {
+            (Some(service), Some(operation)) => {
+                (IndexTag::Operation, pair_term(service, operation))
+            }
+            (Some(service), None) => (IndexTag::Service, service.clone()),
+            _ => (IndexTag::All, String::new()),
+        }
     }
 
-    /// The filters the index scan cannot settle by itself.
-    fn matches(&self, summary: &TraceSummary) -> bool {
+    /// Whether the summary alone answers the attribute filter `(key, value)`:
+    /// the key is indexed and the summary kept every value of it.
+    fn summary_holds(summary: &TraceSummary, indexed: &[String], key: &str, value: &str) -> bool {
+        indexed.iter().any(|k| k == key)
+            && value.len() <= MAX_INDEXED_VALUE_BYTES
+            && summary.attributes.len() < MAX_SUMMARY_TERMS
+    }
+
+    /// The filters the summary settles: service, correlation id, and the
+    /// operation and indexed attributes when it kept all of them.
+    fn matches(&self, summary: &TraceSummary, indexed: &[String]) -> bool {
+        let operations_kept = summary.operations.len() < MAX_SUMMARY_TERMS;
         self.service
             .as_ref()
             .is_none_or(|s| summary.services.contains(s))
@@ -204,6 +208,56 @@ impl SearchQuery {
                 .correlation_id
                 .as_ref()
                 .is_none_or(|c| summary.correlation_ids.contains(c))
+            && self.operation.as_ref().is_none_or(|op| {
+                !operations_kept
+                    || summary.operations.iter().any(|(service, o)| {
+                        o == op && self.service.as_ref().is_none_or(|s| s == service)
+                    })
+            })
+            && self.attrs.iter().all(|(key, value)| {
+                !Self::summary_holds(summary, indexed, key, value)
+                    || summary
+                        .attributes
+                        .iter()
+                        .any(|(k, v)| k == key && v == value)
+            })
+    }
+
+    /// The filters the summary could not settle (attributes that are not
+    /// indexed, or a summary at its cap): the trace is loaded and its spans
+    /// checked. The scan stays bounded by `SCAN_CAP`.
+    fn matches_spans(
+        &self,
+        store: &dyn crate::storage::TraceStore,
+        summary: &TraceSummary,
+        indexed: &[String],
+    ) -> Result<bool, crate::storage::StorageError> {
+        let check_operation =
+            self.operation.is_some() && summary.operations.len() >= MAX_SUMMARY_TERMS;
+        let attrs: Vec<&(String, String)> = self
+            .attrs
+            .iter()
+            .filter(|(key, value)| !Self::summary_holds(summary, indexed, key, value))
+            .collect();
+        if !check_operation && attrs.is_empty() {
+            return Ok(true);
+        }
+        let Some(trace) = store.trace(summary.trace_id)? else {
+            return Ok(false);
+        };
+        let operation = !check_operation
+            || self.operation.as_ref().is_none_or(|op| {
+                trace.spans.iter().any(|s| {
+                    s.name == *op && self.service.as_ref().is_none_or(|sv| s.service() == sv)
+                })
+            });
+        let attrs = attrs.iter().all(|(key, value)| {
+            trace
+                .spans
+                .iter()
+                .any(|s| super::jaeger::tag_matches(s, key, value))
+        });
+        Ok(operation && attrs)
     }
 }
 

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::journal::JournalRefs;
 use super::OpenTraces;
 use crate::ingest::now_us;
-use crate::model::{Trace, TraceId, TraceSummary};
+use crate::model::{SummaryKeys, Trace, TraceId, TraceSummary};
 use crate::storage::{JournalKey, OperationName, StorageError, TraceStore};
 use crate::telemetry::Telemetry;
 
@@ -33,7 +33,8 @@ pub struct Assembler {
     pub trace_max_age: Duration,
     pub max_open_traces: usize,
     pub max_open_bytes: usize,
-    pub correlation_keys: Vec<String>,
+    /// The attribute keys summaries pick up (correlation ids, indexed attributes).
+    pub summary_keys: SummaryKeys,
     /// Where completed traces go next (the analysis stage), when there is one.
     pub completed: Option<mpsc::Sender<Trace>>,
 }
@@ -108,7 +109,7 @@ impl Assembler {
     ) {
         for trace_id in trace_ids {
             let store = self.store.clone();
-            let keys = self.correlation_keys.clone();
+            let keys = self.summary_keys.clone();
             let known = known.clone();
             let held = refs.take(trace_id);
             let settled = held.settled.clone();

@@ -98,16 +98,54 @@ pub struct TraceSummary {
     pub services: Vec<String>,
     /// Distinct values of the correlation-id attributes, sorted.
     pub correlation_ids: Vec<String>,
+    /// Distinct (service, operation) pairs of its spans, sorted; at most
+    /// `MAX_SUMMARY_TERMS`.
+    pub operations: Vec<(String, String)>,
+    /// Distinct (key, value) pairs of the indexed attributes, sorted; at most
+    /// `MAX_SUMMARY_TERMS`, values over `MAX_INDEXED_VALUE_BYTES` left out.
+    pub attributes: Vec<(String, String)>,
     /// False while the trace may still receive spans.
     pub complete: bool,
     /// When the newest span this summary covers was received (µs).
     pub last_received_us: u64,
 }
 
+/// Most operations, and most indexed attribute values, one summary keeps (and
+/// so most index entries of each kind one trace writes).
+pub const MAX_SUMMARY_TERMS: usize = 64;
+/// Longest attribute value that is indexed.
+pub const MAX_INDEXED_VALUE_BYTES: usize = 256;
+
+/// The attribute keys a summary picks values of (`[index]` in the config).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SummaryKeys {
+    /// Keys whose values are correlation ids.
+    pub correlation: Vec<String>,
+    /// Keys whose values are indexed for search.
+    pub indexed: Vec<String>,
+}
+
+impl SummaryKeys {
+    pub fn correlation(keys: &[&str]) -> Self {
+        Self {
+            correlation: keys.iter().map(|k| k.to_string()).collect(),
+            indexed: Vec::new(),
+        }
+    }
+}
+
+/// Sorted, deduplicated, at most `MAX_SUMMARY_TERMS`.
+fn distinct<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+    items.sort();
+    items.dedup();
+    items.truncate(MAX_SUMMARY_TERMS);
+    items
+}
+
 impl TraceSummary {
-    /// Summarises `trace`; `correlation_keys` are the attribute keys whose
-    /// values are correlation ids.
-    pub fn of(trace: &Trace, correlation_keys: &[String], complete: bool) -> Self {
+    /// Summarises `trace`, picking up the values of `keys`.
+    pub fn of(trace: &Trace, keys: &SummaryKeys, complete: bool) -> Self {
+        let correlation_keys = &keys.correlation;
         let root = trace.root();
         let start_ns = trace.start_ns();
         let mut services: Vec<String> = trace
@@ -130,6 +168,27 @@ impl TraceSummary {
             .collect();
         correlation_ids.sort();
         correlation_ids.dedup();
+        let operations = distinct(
+            trace
+                .spans
+                .iter()
+                .map(|s| (s.service().to_string(), s.name.clone()))
+                .collect(),
+        );
+        let attributes = if keys.indexed.is_empty() {
+            Vec::new()
+        } else {
+            distinct(
+                trace
+                    .spans
+                    .iter()
+                    .flat_map(|span| span.attributes.iter().chain(&span.resource.attributes))
+                    .filter(|kv| keys.indexed.contains(&kv.key))
+                    .map(|kv| (kv.key.clone(), kv.value.to_string_form()))
+                    .filter(|(_, v)| !v.is_empty() && v.len() <= MAX_INDEXED_VALUE_BYTES)
+                    .collect(),
+            )
+        };
         Self {
             trace_id: trace.trace_id,
             root_service: root.map(|s| s.service().to_string()).unwrap_or_default(),
@@ -144,6 +203,8 @@ impl TraceSummary {
                 .count(),
             services,
             correlation_ids,
+            operations,
+            attributes,
             complete,
             last_received_us: trace.last_received_us,
         }
@@ -189,7 +250,8 @@ mod tests {
             spans: vec![span(1, None, "gateway", 10, 100), child],
             last_received_us: 0,
         };
-        let summary = TraceSummary::of(&trace, &["correlation_id".to_string()], true);
+        let summary =
+            TraceSummary::of(&trace, &SummaryKeys::correlation(&["correlation_id"]), true);
         assert_eq!(summary.root_service, "gateway");
         assert_eq!(summary.root_operation, "op1");
         assert_eq!(summary.start_ns, 10);

@@ -344,8 +344,24 @@ pub fn encode_summary(summary: &TraceSummary) -> Vec<u8> {
         services: summary.services.clone(),
         correlation_ids: summary.correlation_ids.clone(),
         last_received_us: summary.last_received_us,
+        operations: to_pairs(&summary.operations),
+        attributes: to_pairs(&summary.attributes),
     }
     .encode_to_vec()
+}
+
+fn to_pairs(pairs: &[(String, String)]) -> Vec<pb::StringPair> {
+    pairs
+        .iter()
+        .map(|(first, second)| pb::StringPair {
+            first: first.clone(),
+            second: second.clone(),
+        })
+        .collect()
+}
+
+fn from_pairs(pairs: Vec<pb::StringPair>) -> Vec<(String, String)> {
+    pairs.into_iter().map(|p| (p.first, p.second)).collect()
 }
 
 /// Decodes a summary of `trace_id`; `complete` is the caller's to set.
@@ -361,6 +377,8 @@ pub fn decode_summary(trace_id: TraceId, bytes: &[u8]) -> Result<TraceSummary, C
         error_count: s.error_count as usize,
         services: s.services,
         correlation_ids: s.correlation_ids,
+        operations: from_pairs(s.operations),
+        attributes: from_pairs(s.attributes),
         complete: false,
         last_received_us: s.last_received_us,
     })
@@ -722,6 +740,8 @@ pub(crate) mod tests {
             error_count: 1,
             services: vec!["api-gateway".into(), "order".into()],
             correlation_ids: vec!["req_abc123".into()],
+            operations: vec![("api-gateway".into(), "GET /books".into())],
+            attributes: vec![("http.route".into(), "/books/{id}".into())],
             complete: false,
             last_received_us: 1_764_316_801_000_000,
         };

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use super::keys::pair_term;
 use super::memory::MemoryStore;
 use super::rocks::{RocksOptions, RocksStore};
 use super::{IndexTag, JournalKey, OperationName, TraceStore};
 use crate::model::{
-    AttrValue, KeyValue, Resource, Span, SpanId, Trace, TraceChunk, TraceId, TraceSummary,
+    AttrValue, KeyValue, Resource, Span, SpanId, SummaryKeys, Trace, TraceChunk, TraceId,
+    TraceSummary,
 };
 
 fn span(trace: u8, id: u8, start_ns: u64, name: &str) -> Span {
@@ -151,7 +153,7 @@ fn open_of(store: &dyn TraceStore) -> Vec<(TraceId, u64, Vec<JournalKey>)> {
 }
 
 fn summary_of(trace: &Trace) -> TraceSummary {
-    TraceSummary::of(trace, &["n".to_string()], true)
+    TraceSummary::of(trace, &SummaryKeys::correlation(&["n"]), true)
 }
 
 #[test]
@@ -276,6 +278,75 @@ fn recompletion_replaces_index_entries() {
             .unwrap();
         assert_eq!(by_id.len(), 1, "{name}");
         assert_eq!(by_id[0].trace_id, TraceId([1; 16]), "{name}");
+    }
+}
+
+#[test]
+fn operations_and_indexed_attributes_are_indexed_and_reindexed() {
+    let keys = SummaryKeys {
+        correlation: vec![],
+        indexed: vec!["http.route".into()],
+    };
+    let route = |value: &str| KeyValue::new("http.route", AttrValue::String(value.into()));
+    for (name, store, _dir) in stores() {
+        let mut first = span(1, 1, 5_000_000, "GET /books");
+        first.attributes.push(route("/books"));
+        store.append(5, &[chunk(vec![first])]).unwrap();
+        let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
+        store
+            .complete(&TraceSummary::of(&trace, &keys, true), &[], &[])
+            .unwrap();
+        let scan = |tag, value: &str| {
+            store
+                .scan_index(tag, value, 0, u64::MAX, 10)
+                .unwrap()
+                .iter()
+                .map(|h| h.trace_id)
+                .collect::<Vec<_>>()
+        };
+        let op = |o: &str| pair_term("svc", o);
+        assert_eq!(
+            scan(IndexTag::Operation, &op("GET /books")),
+            [TraceId([1; 16])],
+            "{name}"
+        );
+        assert!(
+            scan(IndexTag::Operation, &op("GET /authors")).is_empty(),
+            "{name}"
+        );
+        assert!(
+            scan(IndexTag::Operation, &pair_term("other", "GET /books")).is_empty(),
+            "{name}"
+        );
+        let attr = |v: &str| pair_term("http.route", v);
+        assert_eq!(
+            scan(IndexTag::Attribute, &attr("/books")),
+            [TraceId([1; 16])],
+            "{name}"
+        );
+
+        // A late span starting earlier: every entry moves to the new start,
+        // the new operation and value are added, nothing is duplicated.
+        let mut late = span(1, 2, 2_000_000, "GET /authors");
+        late.attributes.push(route("/authors"));
+        store.append(9, &[chunk(vec![late])]).unwrap();
+        let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
+        store
+            .complete(&TraceSummary::of(&trace, &keys, true), &[], &[])
+            .unwrap();
+        for (tag, value) in [
+            (IndexTag::Operation, op("GET /books")),
+            (IndexTag::Operation, op("GET /authors")),
+            (IndexTag::Attribute, attr("/books")),
+            (IndexTag::Attribute, attr("/authors")),
+        ] {
+            let hits = store.scan_index(tag, &value, 0, u64::MAX, 10).unwrap();
+            assert_eq!(hits.len(), 1, "{name}: {value:?}");
+            assert_eq!(hits[0].start_us, 2_000, "{name}: {value:?}");
+        }
+        let summary = store.summary(TraceId([1; 16])).unwrap().unwrap();
+        assert_eq!(summary.attributes.len(), 2, "{name}");
+        assert_eq!(summary.operations.len(), 2, "{name}");
     }
 }
 

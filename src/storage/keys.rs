@@ -19,7 +19,8 @@
 //! does is cut at it.
 //!
 //! `index` keys are written once per completed trace (not per span): a tag for
-//! what is indexed (service, correlation id, all traces), a hash of the indexed
+//! what is indexed (all traces, service, service + operation, correlation id,
+//! indexed attribute — one entry per distinct value), a hash of the indexed
 //! value, then the trace's start time, so one range scan answers "traces of X
 //! between two times", newest first when read backwards. The value carries the
 //! duration and an error flag so duration and error filters need no further
@@ -155,6 +156,15 @@ pub enum IndexTag {
     Service = 2,
     /// A correlation-id value found on a span of the trace.
     CorrelationId = 3,
+    /// A (service, operation) pair of a span; the value is `pair_term`'s.
+    Operation = 4,
+    /// An indexed attribute's (key, value) on a span; the value is `pair_term`'s.
+    Attribute = 5,
+}
+
+/// The indexed value of a pair: both parts, NUL-separated.
+pub fn pair_term(first: &str, second: &str) -> String {
+    format!("{first}\0{second}")
 }
 
 pub const INDEX_KEY_LEN: usize = 1 + 8 + 8 + TraceId::LEN;

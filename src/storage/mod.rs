@@ -131,7 +131,8 @@ pub struct IndexHit {
 }
 
 /// The `index` keys of a completed trace: one for every trace, one per
-/// service, one per correlation id.
+/// service, per (service, operation), per correlation id and per indexed
+/// attribute value.
 pub(crate) fn index_keys(summary: &TraceSummary) -> Vec<keys::IndexKey> {
     let start_us = summary.start_ns / 1_000;
     let key = |tag: IndexTag, value: &str| keys::IndexKey {
@@ -147,6 +148,18 @@ pub(crate) fn index_keys(summary: &TraceSummary) -> Vec<keys::IndexKey> {
             .correlation_ids
             .iter()
             .map(|c| key(IndexTag::CorrelationId, c)),
+    );
+    out.extend(
+        summary
+            .operations
+            .iter()
+            .map(|(service, op)| key(IndexTag::Operation, &keys::pair_term(service, op))),
+    );
+    out.extend(
+        summary
+            .attributes
+            .iter()
+            .map(|(k, v)| key(IndexTag::Attribute, &keys::pair_term(k, v))),
     );
     out
 }

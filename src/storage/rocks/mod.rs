@@ -217,14 +217,17 @@ impl TraceStore for RocksStore {
             received_at_us,
             seq: self.journal_seq.fetch_add(1, Ordering::Relaxed),
         };
-        let mut batch = WriteBatch::default();
-        for chunk in chunks {
+        let encoded: Vec<Vec<u8>> = chunks.iter().map(|c| encode_chunk(&c.spans)).collect();
+        // Sized up front: growing the batch would copy it again and again.
+        let capacity = encoded.iter().map(|e| e.len() + 64).sum::<usize>() + 64 + 16 * chunks.len();
+        let mut batch = WriteBatch::with_capacity_bytes(capacity);
+        for (chunk, value) in chunks.iter().zip(&encoded) {
             let key = encode_span_key(&SpanKey {
                 trace_id: chunk.trace_id,
                 received_at_us,
                 chunk_id: chunk_id(chunk.spans.iter().map(|s| &s.span_id)),
             });
-            batch.put_cf(spans_cf, key, encode_chunk(&chunk.spans));
+            batch.put_cf(spans_cf, key, value);
         }
         batch.put_cf(
             self.cf(CF_OPEN),
@@ -573,7 +576,11 @@ mod tests {
                 .unwrap();
             let trace = store.trace(trace_id).unwrap().unwrap();
             store
-                .complete(&TraceSummary::of(&trace, &[], true), &[], &[])
+                .complete(
+                    &TraceSummary::of(&trace, &Default::default(), true),
+                    &[],
+                    &[],
+                )
                 .unwrap();
         }
         store.compact().unwrap();

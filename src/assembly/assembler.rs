@@ -113,32 +113,10 @@ impl Assembler {
             let known = known.clone();
             let held = refs.take(trace_id);
             let settled = held.settled.clone();
-            let result =
-                tokio::task::spawn_blocking(move || -> Result<Option<Trace>, StorageError> {
-                    let Some(trace) = store.trace(trace_id)? else {
-                        store.settle(&settled)?;
-                        return Ok(None);
-                    };
-                    let mut new_names: Vec<OperationName> = {
-                        let known = known.lock().expect("known names lock");
-                        trace
-                            .spans
-                            .iter()
-                            .map(|s| OperationName {
-                                service: s.service().to_string(),
-                                operation: s.name.clone(),
-                                kind: s.kind as u8,
-                            })
-                            .filter(|n| !known.contains(n))
-                            .collect()
-                    };
-                    new_names.sort();
-                    new_names.dedup();
-                    store.complete(&TraceSummary::of(&trace, &keys, true), &new_names, &settled)?;
-                    known.lock().expect("known names lock").extend(new_names);
-                    Ok(Some(trace))
-                })
-                .await;
+            let result = tokio::task::spawn_blocking(move || {
+                complete_trace(store.as_ref(), trace_id, &keys, &known, &settled)
+            })
+            .await;
             if matches!(result, Ok(Ok(_))) {
                 refs.release(held);
             }
@@ -159,4 +137,39 @@ impl Assembler {
             }
         }
     }
+}
+
+/// Completes one trace in storage, as the assembly task does: reads it, writes
+/// its summary, index entries and operation names not in `known` (adding them
+/// there), and deletes the `settled` journal entries; `None` when the trace has
+/// no spans. Blocking.
+pub fn complete_trace(
+    store: &dyn TraceStore,
+    trace_id: TraceId,
+    keys: &SummaryKeys,
+    known: &Mutex<HashSet<OperationName>>,
+    settled: &[JournalKey],
+) -> Result<Option<Trace>, StorageError> {
+    let Some(trace) = store.trace(trace_id)? else {
+        store.settle(settled)?;
+        return Ok(None);
+    };
+    let mut new_names: Vec<OperationName> = {
+        let known = known.lock().expect("known names lock");
+        trace
+            .spans
+            .iter()
+            .map(|s| OperationName {
+                service: s.service().to_string(),
+                operation: s.name.clone(),
+                kind: s.kind as u8,
+            })
+            .filter(|n| !known.contains(n))
+            .collect()
+    };
+    new_names.sort();
+    new_names.dedup();
+    store.complete(&TraceSummary::of(&trace, keys, true), &new_names, settled)?;
+    known.lock().expect("known names lock").extend(new_names);
+    Ok(Some(trace))
 }

@@ -14,5 +14,5 @@ mod assembler;
 mod journal;
 mod open;
 
-pub use assembler::{Arrival, Assembler};
+pub use assembler::{complete_trace, Arrival, Assembler};
 pub use open::OpenTraces;

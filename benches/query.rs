@@ -1,0 +1,337 @@
+//! Queries against a store of 10 million spans, built by the bench itself from
+//! the load generator's corpus (`corpus/`): traces of 5–50 spans over 20
+//! services starting within the last two hours, a correlation id per trace,
+//! plus ten traces of 1,000 spans. Every trace is completed as the assembly
+//! task completes it (summary, index entries, names).
+//!
+//! Reported:
+//! - the build: spans/s stored with assembly and indexing on;
+//! - `ingest/only` and `ingest/with_assembly`: decode, convert and write one
+//!   512-span request, without and with completing its traces, on the full
+//!   store (their ratio is issue 4's assembly-and-indexing overhead);
+//! - p50/p99/max of, through the real HTTP handlers (in process, no socket):
+//!   `GET /api/v1/traces/{id}` of a 1,000-span trace, a correlation-id lookup
+//!   (`GET /api/v1/traces?correlation_id=…&lookback=24h`), and a search over the
+//!   last hour by service and minimum duration with limit 20; then the same
+//!   three under criterion.
+//!
+//! Run: `cargo bench --bench query` (TRACEMAP_BENCH_SPANS=n for another size;
+//! under `cargo test --benches` it runs on 20,000 spans).
+
+use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use http::Request;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use tower::ServiceExt;
+use tracemap::api::{router, ApiState};
+use tracemap::assembly::complete_trace;
+use tracemap::ingest::{group_by_trace, now_us};
+use tracemap::model::{SummaryKeys, TraceId};
+use tracemap::receivers::otlp::convert::convert_request;
+use tracemap::storage::rocks::{RocksOptions, RocksStore};
+use tracemap::storage::{OperationName, TraceStore};
+use tracemap::telemetry::Telemetry;
+
+// As in the binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod corpus;
+
+const BIG_TRACES: u64 = 10;
+const SAMPLES: usize = 1000;
+
+/// The store and what the queries look for.
+struct Fixture {
+    store: Arc<RocksStore>,
+    _dir: tempfile::TempDir,
+    keys: SummaryKeys,
+    known: Mutex<HashSet<OperationName>>,
+    big_traces: Vec<TraceId>,
+    correlation_ids: Vec<String>,
+    shape: corpus::Shape,
+    next_seed: u64,
+}
+
+impl Fixture {
+    /// Decodes, converts and writes one request as ingest does; with
+    /// `assemble`, then completes each of its traces as assembly does.
+    fn ingest(&mut self, payload: &[u8], assemble: bool) -> usize {
+        let request = ExportTraceServiceRequest::decode(payload).expect("corpus decodes");
+        let chunks = group_by_trace(convert_request(request).spans);
+        let spans = chunks.iter().map(|c| c.spans.len()).sum();
+        let journal = self.store.append(now_us(), &chunks).expect("append");
+        if assemble {
+            for (n, chunk) in chunks.iter().enumerate() {
+                // The last trace of the request settles its journal entry.
+                let settled = if n + 1 == chunks.len() {
+                    vec![journal]
+                } else {
+                    vec![]
+                };
+                complete_trace(
+                    self.store.as_ref(),
+                    chunk.trace_id,
+                    &self.keys,
+                    &self.known,
+                    &settled,
+                )
+                .expect("complete");
+            }
+        }
+        spans
+    }
+
+    fn request(&mut self) -> ExportTraceServiceRequest {
+        self.next_seed += 1;
+        corpus::request(self.next_seed, &self.shape)
+    }
+
+    fn payload(&mut self) -> Vec<u8> {
+        self.request().encode_to_vec()
+    }
+}
+
+fn build(target_spans: usize) -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(RocksStore::open(dir.path(), &RocksOptions::default()).expect("open"));
+    let now_ns = now_us() * 1_000;
+    let two_hours_ns = 2 * 3_600 * 1_000_000_000;
+    let mut fixture = Fixture {
+        store,
+        _dir: dir,
+        keys: tracemap::config::IndexConfig::default().summary_keys(),
+        known: Mutex::new(HashSet::new()),
+        big_traces: Vec::new(),
+        correlation_ids: Vec::new(),
+        shape: corpus::Shape {
+            start_ns: now_ns - two_hours_ns,
+            window_ns: two_hours_ns - 60_000_000_000,
+            ..corpus::Shape::default()
+        },
+        next_seed: 0,
+    };
+    let started = Instant::now();
+    let mut spans = 0;
+    let big_shape = corpus::Shape {
+        spans_per_request: 1000,
+        trace_len: (1000, 1000),
+        ..fixture.shape.clone()
+    };
+    for seed in 0..BIG_TRACES {
+        let request = corpus::request(u64::MAX - seed, &big_shape);
+        let trace_id =
+            TraceId::from_bytes(&request.resource_spans[0].scope_spans[0].spans[0].trace_id)
+                .expect("16-byte id");
+        fixture.big_traces.push(trace_id);
+        spans += fixture.ingest(&request.encode_to_vec(), true);
+    }
+    // About a thousand correlation ids to look up, spread over the build.
+    let stride = (target_spans as u64 / 512 / 1000).max(1);
+    while spans < target_spans {
+        let request = fixture.request();
+        if fixture.next_seed % stride == 0 {
+            let span = &request.resource_spans[0].scope_spans[0].spans[0];
+            fixture
+                .correlation_ids
+                .push(format!("req_{}", hex::encode(&span.trace_id[..8])));
+        }
+        spans += fixture.ingest(&request.encode_to_vec(), true);
+        if fixture.next_seed % 2000 == 1 {
+            eprintln!(
+                "  {spans} spans stored, {:.0} spans/s",
+                spans as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "built {spans} spans ({} requests) in {:.1}s: {:.0} spans/s with assembly and indexing",
+        fixture.next_seed + BIG_TRACES,
+        elapsed.as_secs_f64(),
+        spans as f64 / elapsed.as_secs_f64()
+    );
+    fixture
+}
+
+/// Ingest without and with assembly, interleaved in blocks so the machine's
+/// noise falls on both alike.
+fn ingest_ratio(fixture: &mut Fixture, requests: usize) {
+    let payloads: Vec<Vec<u8>> = (0..requests * 2).map(|_| fixture.payload()).collect();
+    let (mut only, mut with) = (Duration::ZERO, Duration::ZERO);
+    let (mut only_spans, mut with_spans) = (0, 0);
+    for (n, block) in payloads.chunks(requests.div_ceil(20)).enumerate() {
+        let assemble = n % 2 == 1;
+        let started = Instant::now();
+        let spans: usize = block.iter().map(|p| fixture.ingest(p, assemble)).sum();
+        if assemble {
+            with += started.elapsed();
+            with_spans += spans;
+        } else {
+            only += started.elapsed();
+            only_spans += spans;
+        }
+    }
+    let only_rate = only_spans as f64 / only.as_secs_f64();
+    let with_rate = with_spans as f64 / with.as_secs_f64();
+    eprintln!(
+        "ingest only {only_rate:.0} spans/s; with assembly and indexing {with_rate:.0} spans/s; ratio {:.2}",
+        with_rate / only_rate
+    );
+}
+
+fn get(runtime: &tokio::runtime::Runtime, app: &axum::Router, uri: &str) -> Vec<u8> {
+    runtime.block_on(async {
+        let response = app
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), 200, "{uri}");
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body")
+            .to_vec()
+    })
+}
+
+fn percentiles(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    eprintln!(
+        "{name}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} calls)",
+        at(0.50).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        samples[samples.len() - 1].as_secs_f64() * 1e3,
+        samples.len()
+    );
+}
+
+fn query(c: &mut Criterion) {
+    let full = std::env::args().any(|a| a == "--bench");
+    let target = std::env::var("TRACEMAP_BENCH_SPANS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if full { 10_000_000 } else { 20_000 });
+    let mut fixture = build(target);
+    ingest_ratio(&mut fixture, if full { 200 } else { 4 });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let app = router(Arc::new(ApiState {
+        store: fixture.store.clone(),
+        telemetry: Arc::new(Telemetry::new()),
+        summary_keys: fixture.keys.clone(),
+        ready: Arc::new(AtomicBool::new(true)),
+    }));
+    let big = |n: usize| {
+        format!(
+            "/api/v1/traces/{}",
+            fixture.big_traces[n % fixture.big_traces.len()]
+        )
+    };
+    let by_correlation = |n: usize| {
+        format!(
+            "/api/v1/traces?correlation_id={}&lookback=24h",
+            fixture.correlation_ids[n % fixture.correlation_ids.len()]
+        )
+    };
+    let by_service = |n: usize| {
+        format!(
+            "/api/v1/traces?service=service-{:02}&min_duration=140ms&lookback=1h&limit=20",
+            n % 20
+        )
+    };
+    // The answers are what they should be before anything is timed.
+    let body: serde_json::Value = serde_json::from_slice(&get(&runtime, &app, &big(0))).unwrap();
+    assert_eq!(body["spans"].as_array().unwrap().len(), 1000);
+    let body: serde_json::Value =
+        serde_json::from_slice(&get(&runtime, &app, &by_correlation(0))).unwrap();
+    assert_eq!(body["traces"].as_array().unwrap().len(), 1, "{body}");
+    let body: serde_json::Value =
+        serde_json::from_slice(&get(&runtime, &app, &by_service(0))).unwrap();
+    let found = body["traces"].as_array().unwrap();
+    assert!(!found.is_empty() && found.len() <= 20, "{body}");
+    assert!(found
+        .iter()
+        .all(|t| t["duration_ms"].as_f64().unwrap() >= 140.0));
+
+    let samples = if full { SAMPLES } else { 20 };
+    for (name, uri) in [
+        (
+            "trace by id (1,000 spans)",
+            &big as &dyn Fn(usize) -> String,
+        ),
+        ("correlation-id lookup", &by_correlation),
+        (
+            "last hour by service and min duration, limit 20",
+            &by_service,
+        ),
+    ] {
+        let times = (0..samples)
+            .map(|n| {
+                let uri = uri(n);
+                let started = Instant::now();
+                get(&runtime, &app, &uri);
+                started.elapsed()
+            })
+            .collect();
+        percentiles(name, times);
+    }
+
+    let mut group = c.benchmark_group("query");
+    group.sample_size(if full { 50 } else { 10 });
+    let mut n = 0;
+    group.bench_function("trace_by_id_1000_spans", |b| {
+        b.iter(|| {
+            n += 1;
+            get(&runtime, &app, &big(n))
+        })
+    });
+    group.bench_function("correlation_id", |b| {
+        b.iter(|| {
+            n += 1;
+            get(&runtime, &app, &by_correlation(n))
+        })
+    });
+    group.bench_function("service_min_duration_last_hour", |b| {
+        b.iter(|| {
+            n += 1;
+            get(&runtime, &app, &by_service(n))
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("ingest");
+    group.sample_size(if full { 30 } else { 10 });
+    group.throughput(Throughput::Elements(512));
+    let payloads: Vec<Vec<u8>> = (0..if full { 1024 } else { 8 })
+        .map(|_| fixture.payload())
+        .collect();
+    let mut next = 0;
+    group.bench_function("only", |b| {
+        b.iter(|| {
+            next += 1;
+            fixture.ingest(&payloads[next % payloads.len()], false)
+        })
+    });
+    group.bench_function("with_assembly", |b| {
+        b.iter(|| {
+            next += 1;
+            fixture.ingest(&payloads[next % payloads.len()], true)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, query);
+criterion_main!(benches);

@@ -136,7 +136,7 @@ fn build(target_spans: usize) -> Fixture {
     let stride = (target_spans as u64 / 512 / 1000).max(1);
     while spans < target_spans {
         let request = fixture.request();
-        if fixture.next_seed % stride == 0 {
+        if fixture.next_seed.is_multiple_of(stride) {
             let span = &request.resource_spans[0].scope_spans[0].spans[0];
             fixture
                 .correlation_ids

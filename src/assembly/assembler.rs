@@ -41,7 +41,7 @@ pub struct Assembler {
 
 impl Assembler {
     /// Recovers the traces left open in storage, then runs until `shutdown`.
-    /// Traces still open at shutdown stay marked open in storage and are
+    /// Traces still open at shutdown stay in storage's open journal and are
     /// completed after the next start.
     pub async fn run(
         self,

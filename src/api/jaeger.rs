@@ -19,8 +19,9 @@ use serde_json::Value;
 use super::error::{parse_trace_id, ApiError};
 use super::ApiState;
 use crate::ingest::now_us;
-use crate::model::MAX_INDEXED_VALUE_BYTES;
-use crate::model::{AttrValue, KeyValue, Resource, Span, SpanKind, StatusCode, Trace, TraceId};
+use crate::model::{
+    AttrValue, KeyValue, Resource, Span, SpanKind, StatusCode, SummaryKeys, Trace, TraceId,
+};
 use crate::storage::keys::pair_term;
 use crate::storage::IndexTag;
 
@@ -187,12 +188,8 @@ impl SpanCriteria {
     /// The index that narrows the candidates most: an indexed tag, the
     /// service and operation, else the service. Candidates are still checked
     /// span by span, as Jaeger matches every criterion on one span.
-    fn index_term(&self, indexed: &[String]) -> (IndexTag, String) {
-        if let Some((key, value)) = self
-            .tags
-            .iter()
-            .find(|(key, value)| indexed.contains(key) && value.len() <= MAX_INDEXED_VALUE_BYTES)
-        {
+    fn index_term(&self, keys: &SummaryKeys) -> (IndexTag, String) {
+        if let Some((key, value)) = self.tags.iter().find(|(k, v)| keys.indexes(k, v)) {
             return (IndexTag::Attribute, pair_term(key, value));
         }
         match &self.operation {
@@ -338,7 +335,8 @@ fn parse_go_duration_us(text: &str) -> Option<u64> {
 }
 
 /// `GET /api/traces`: Jaeger's trace search. Candidates come from the most
-/// selective index (`SpanCriteria::index_term`), newest first; each is loaded and kept when one of its spans matches.
+/// selective index (`SpanCriteria::index_term`), newest first; each is loaded
+/// and kept when one of its spans matches.
 /// The scan is bounded in candidates and time; when it stops early the answer
 /// says so in `warnings`.
 pub async fn search_traces(
@@ -349,11 +347,11 @@ pub async fn search_traces(
         Ok(parsed) => parsed,
         Err(error) => return error_envelope(error),
     };
-    let indexed = state.summary_keys.indexed.clone();
+    let keys = state.summary_keys.clone();
     let result = state
         .blocking(move |store| {
             let started = std::time::Instant::now();
-            let (tag, value) = criteria.index_term(&indexed);
+            let (tag, value) = criteria.index_term(&keys);
             // A trace starts at or before its spans; an hour of slack catches
             // long traces whose matching span starts in the range.
             let hits = store.scan_index(

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::error::{parse_trace_id, ApiError};
 use super::ApiState;
 use crate::ingest::now_us;
-use crate::model::{KeyValue, Span, TraceSummary, MAX_INDEXED_VALUE_BYTES, MAX_SUMMARY_TERMS};
+use crate::model::{KeyValue, Span, SummaryKeys, TraceSummary};
 use crate::storage::keys::pair_term;
 use crate::storage::IndexTag;
 
@@ -24,10 +24,10 @@ pub async fn search_traces(
 ) -> Result<Json<Value>, ApiError> {
     let query = SearchQuery::parse(&params)?;
     let (limit, by_duration) = (query.limit, query.by_duration);
-    let indexed = state.summary_keys.indexed.clone();
+    let keys = state.summary_keys.clone();
     let found = state
         .blocking(move |store| {
-            let (tag, value) = query.index_term(&indexed);
+            let (tag, value) = query.index_term(&keys);
             let hits = store.scan_index(tag, &value, query.start_us, query.end_us, SCAN_CAP)?;
             let mut summaries = Vec::new();
             for hit in hits {
@@ -42,9 +42,7 @@ pub async fn search_traces(
                 let Some(summary) = store.summary(hit.trace_id)? else {
                     continue;
                 };
-                if query.matches(&summary, &indexed)
-                    && query.matches_spans(store, &summary, &indexed)?
-                {
+                if query.matches(&summary, &keys) && query.matches_spans(store, &summary, &keys)? {
                     summaries.push(summary);
                     if !query.by_duration && summaries.len() >= query.limit {
                         break;
@@ -169,15 +167,11 @@ impl SearchQuery {
 
     /// The most selective index for the query: a correlation id, an indexed
     /// attribute, a service and operation, a service, else every trace.
-    fn index_term(&self, indexed: &[String]) -> (IndexTag, String) {
+    fn index_term(&self, keys: &SummaryKeys) -> (IndexTag, String) {
         if let Some(id) = &self.correlation_id {
             return (IndexTag::CorrelationId, id.clone());
         }
-        if let Some((key, value)) = self
-            .attrs
-            .iter()
-            .find(|(key, value)| indexed.contains(key) && value.len() <= MAX_INDEXED_VALUE_BYTES)
-        {
+        if let Some((key, value)) = self.attrs.iter().find(|(k, v)| keys.indexes(k, v)) {
             return (IndexTag::Attribute, pair_term(key, value));
         }
         match (&self.service, &self.operation) {
@@ -189,18 +183,9 @@ impl SearchQuery {
         }
     }
 
-    /// Whether the summary alone answers the attribute filter `(key, value)`:
-    /// the key is indexed and the summary kept every value of it.
-    fn summary_holds(summary: &TraceSummary, indexed: &[String], key: &str, value: &str) -> bool {
-        indexed.iter().any(|k| k == key)
-            && value.len() <= MAX_INDEXED_VALUE_BYTES
-            && summary.attributes.len() < MAX_SUMMARY_TERMS
-    }
-
-    /// The filters the summary settles: service, correlation id, and the
-    /// operation and indexed attributes when it kept all of them.
-    fn matches(&self, summary: &TraceSummary, indexed: &[String]) -> bool {
-        let operations_kept = summary.operations.len() < MAX_SUMMARY_TERMS;
+    /// The filters the summary settles: service, correlation id, operation
+    /// and indexed attributes.
+    fn matches(&self, summary: &TraceSummary, keys: &SummaryKeys) -> bool {
         self.service
             .as_ref()
             .is_none_or(|s| summary.services.contains(s))
@@ -209,13 +194,12 @@ impl SearchQuery {
                 .as_ref()
                 .is_none_or(|c| summary.correlation_ids.contains(c))
             && self.operation.as_ref().is_none_or(|op| {
-                !operations_kept
-                    || summary.operations.iter().any(|(service, o)| {
-                        o == op && self.service.as_ref().is_none_or(|s| s == service)
-                    })
+                summary.operations.iter().any(|(service, o)| {
+                    o == op && self.service.as_ref().is_none_or(|s| s == service)
+                })
             })
             && self.attrs.iter().all(|(key, value)| {
-                !Self::summary_holds(summary, indexed, key, value)
+                !keys.indexes(key, value)
                     || summary
                         .attributes
                         .iter()
@@ -223,41 +207,31 @@ impl SearchQuery {
             })
     }
 
-    /// The filters the summary could not settle (attributes that are not
-    /// indexed, or a summary at its cap): the trace is loaded and its spans
-    /// checked. The scan stays bounded by `SCAN_CAP`.
+    /// Attribute filters on keys that are not indexed: the trace is loaded
+    /// and its spans checked. The scan stays bounded by `SCAN_CAP`.
     fn matches_spans(
         &self,
         store: &dyn crate::storage::TraceStore,
         summary: &TraceSummary,
-        indexed: &[String],
+        keys: &SummaryKeys,
     ) -> Result<bool, crate::storage::StorageError> {
-        let check_operation =
-            self.operation.is_some() && summary.operations.len() >= MAX_SUMMARY_TERMS;
-        let attrs: Vec<&(String, String)> = self
+        let mut unindexed = self
             .attrs
             .iter()
-            .filter(|(key, value)| !Self::summary_holds(summary, indexed, key, value))
-            .collect();
-        if !check_operation && attrs.is_empty() {
+            .filter(|(k, v)| !keys.indexes(k, v))
+            .peekable();
+        if unindexed.peek().is_none() {
             return Ok(true);
         }
         let Some(trace) = store.trace(summary.trace_id)? else {
             return Ok(false);
         };
-        let operation = !check_operation
-            || self.operation.as_ref().is_none_or(|op| {
-                trace.spans.iter().any(|s| {
-                    s.name == *op && self.service.as_ref().is_none_or(|sv| s.service() == sv)
-                })
-            });
-        let attrs = attrs.iter().all(|(key, value)| {
+        Ok(unindexed.all(|(key, value)| {
             trace
                 .spans
                 .iter()
                 .any(|s| super::jaeger::tag_matches(s, key, value))
-        });
-        Ok(operation && attrs)
+        }))
     }
 }
 

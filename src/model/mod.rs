@@ -13,6 +13,4 @@ pub use span::{
     find_attr, AttrValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind, Status,
     StatusCode,
 };
-pub use trace::{
-    SummaryKeys, Trace, TraceChunk, TraceSummary, MAX_INDEXED_VALUE_BYTES, MAX_SUMMARY_TERMS,
-};
+pub use trace::{SummaryKeys, Trace, TraceChunk, TraceSummary, MAX_INDEXED_VALUE_BYTES};

@@ -98,11 +98,10 @@ pub struct TraceSummary {
     pub services: Vec<String>,
     /// Distinct values of the correlation-id attributes, sorted.
     pub correlation_ids: Vec<String>,
-    /// Distinct (service, operation) pairs of its spans, sorted; at most
-    /// `MAX_SUMMARY_TERMS`.
+    /// Distinct (service, operation) pairs of its spans, sorted.
     pub operations: Vec<(String, String)>,
-    /// Distinct (key, value) pairs of the indexed attributes, sorted; at most
-    /// `MAX_SUMMARY_TERMS`, values over `MAX_INDEXED_VALUE_BYTES` left out.
+    /// Distinct (key, value) pairs of the indexed attributes, sorted; values
+    /// over `MAX_INDEXED_VALUE_BYTES` left out.
     pub attributes: Vec<(String, String)>,
     /// False while the trace may still receive spans.
     pub complete: bool,
@@ -110,9 +109,6 @@ pub struct TraceSummary {
     pub last_received_us: u64,
 }
 
-/// Most operations, and most indexed attribute values, one summary keeps (and
-/// so most index entries of each kind one trace writes).
-pub const MAX_SUMMARY_TERMS: usize = 64;
 /// Longest attribute value that is indexed.
 pub const MAX_INDEXED_VALUE_BYTES: usize = 256;
 
@@ -132,13 +128,19 @@ impl SummaryKeys {
             indexed: Vec::new(),
         }
     }
+
+    /// Whether a search for `key` = `value` is answered by the attribute
+    /// index (and by the summary's `attributes`).
+    pub fn indexes(&self, key: &str, value: &str) -> bool {
+        value.len() <= MAX_INDEXED_VALUE_BYTES && self.indexed.iter().any(|k| k == key)
+    }
 }
 
-/// Sorted, deduplicated, at most `MAX_SUMMARY_TERMS`.
+/// Sorted and deduplicated. Not capped: a trace has at most one distinct
+/// pair per span, so its index entries never outnumber its spans.
 fn distinct<T: Ord>(mut items: Vec<T>) -> Vec<T> {
     items.sort();
     items.dedup();
-    items.truncate(MAX_SUMMARY_TERMS);
     items
 }
 
@@ -185,7 +187,7 @@ impl TraceSummary {
                     .flat_map(|span| span.attributes.iter().chain(&span.resource.attributes))
                     .filter(|kv| keys.indexed.contains(&kv.key))
                     .map(|kv| (kv.key.clone(), kv.value.to_string_form()))
-                    .filter(|(_, v)| !v.is_empty() && v.len() <= MAX_INDEXED_VALUE_BYTES)
+                    .filter(|(k, v)| keys.indexes(k, v))
                     .collect(),
             )
         };

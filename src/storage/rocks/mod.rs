@@ -112,18 +112,15 @@ impl RocksStore {
             journal_seq: AtomicU64::new(0),
         };
         store.check_format_version()?;
-        // Sequence numbers carry on from the newest entry, so a key is never
-        // reused even if the clock steps back.
-        if let Some(item) = store
-            .db
-            .iterator_cf(store.cf(CF_OPEN), IteratorMode::End)
-            .next()
-        {
+        // Sequence numbers carry on past every entry left (a few per open
+        // trace), so no key is reused even if the clock steps back.
+        let mut next_seq = 0;
+        for item in store.db.iterator_cf(store.cf(CF_OPEN), IteratorMode::Start) {
             let (key, _) = item?;
-            let last =
-                decode_journal_key(&key).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-            store.journal_seq.store(last.seq + 1, Ordering::Relaxed);
+            let key = decode_journal_key(&key).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            next_seq = next_seq.max(key.seq + 1);
         }
+        store.journal_seq.store(next_seq, Ordering::Relaxed);
         Ok(store)
     }
 

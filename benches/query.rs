@@ -30,7 +30,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use tower::ServiceExt;
 use tracemap::api::{router, ApiState};
-use tracemap::assembly::complete_trace;
+use tracemap::assembly::{complete_traces, Pending};
 use tracemap::ingest::{group_by_trace, now_us};
 use tracemap::model::{SummaryKeys, TraceId};
 use tracemap::receivers::otlp::convert::convert_request;
@@ -66,24 +66,27 @@ impl Fixture {
         let request = ExportTraceServiceRequest::decode(payload).expect("corpus decodes");
         let chunks = group_by_trace(convert_request(request).spans);
         let spans = chunks.iter().map(|c| c.spans.len()).sum();
-        let journal = self.store.append(now_us(), &chunks).expect("append");
+        let received_at_us = now_us();
+        let journal = self.store.append(received_at_us, &chunks).expect("append");
         if assemble {
-            for (n, chunk) in chunks.iter().enumerate() {
-                // The last trace of the request settles its journal entry.
-                let settled = if n + 1 == chunks.len() {
-                    vec![journal]
-                } else {
-                    vec![]
-                };
-                complete_trace(
-                    self.store.as_ref(),
-                    chunk.trace_id,
-                    &self.keys,
-                    &self.known,
-                    &settled,
-                )
-                .expect("complete");
-            }
+            // As the assembly task does once the traces are idle: one batch,
+            // assembled from the spans received, settling the request's entry.
+            let pending = chunks
+                .into_iter()
+                .map(|chunk| Pending {
+                    trace_id: chunk.trace_id,
+                    chunks: vec![(received_at_us, chunk.spans)],
+                    from_storage: false,
+                })
+                .collect();
+            complete_traces(
+                self.store.as_ref(),
+                pending,
+                &self.keys,
+                &self.known,
+                &[journal],
+            )
+            .expect("complete");
         }
         spans
     }

@@ -99,28 +99,27 @@ impl Ingest {
         let count = spans.len() as u64;
         let chunks = group_by_trace(spans);
         let received_at_us = now_us();
-        let sizes: Vec<(TraceId, usize)> = chunks
-            .iter()
-            .map(|chunk| {
-                let bytes = chunk.spans.iter().map(estimated_size).sum();
-                (chunk.trace_id, bytes)
-            })
-            .collect();
         let store = self.store.clone();
-        let result = tokio::task::spawn_blocking(move || store.append(received_at_us, &chunks))
-            .await
-            .map_err(|_| IngestError::WriterStopped)?;
+        let result = tokio::task::spawn_blocking(move || {
+            store
+                .append(received_at_us, &chunks)
+                .map(|journal| (journal, chunks))
+        })
+        .await
+        .map_err(|_| IngestError::WriterStopped)?;
         match result {
-            Ok(journal) => {
+            Ok((journal, chunks)) => {
                 self.telemetry.spans_stored(count);
                 if let Some(assembly) = &self.arrivals {
-                    let arrivals = sizes
+                    // Assembly completes the traces from these spans, without
+                    // reading back what was just written.
+                    let arrivals = chunks
                         .into_iter()
-                        .map(|(trace_id, bytes)| Arrival {
-                            trace_id,
+                        .map(|chunk| Arrival {
+                            trace_id: chunk.trace_id,
                             received_at_us,
                             journal,
-                            bytes,
+                            spans: chunk.spans,
                         })
                         .collect();
                     // The write is durable and in the `open` journal, so a
@@ -152,11 +151,6 @@ pub fn group_by_trace(spans: Vec<Span>) -> Vec<TraceChunk> {
         chunks[at].spans.push(span);
     }
     chunks
-}
-
-/// A cheap estimate of a span's memory, for the open-trace bound.
-fn estimated_size(span: &Span) -> usize {
-    128 + span.name.len() + span.attributes.len() * 48 + span.events.len() * 64
 }
 
 pub fn now_us() -> u64 {

@@ -9,22 +9,26 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::journal::JournalRefs;
+use super::open::Pending;
 use super::OpenTraces;
 use crate::ingest::now_us;
-use crate::model::{SummaryKeys, Trace, TraceId, TraceSummary};
-use crate::storage::{JournalKey, OperationName, StorageError, TraceStore};
+use crate::model::{Span, SummaryKeys, Trace, TraceId, TraceSummary};
+use crate::storage::{merge_chunks, JournalKey, OperationName, StorageError, TraceStore};
 use crate::telemetry::Telemetry;
 
 /// Spans of one trace made durable by ingest.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Arrival {
     pub trace_id: TraceId,
     pub received_at_us: u64,
     /// The `open` journal entry the write added.
     pub journal: JournalKey,
-    /// An estimate of the memory the spans stand for, for the open-trace bound.
-    pub bytes: usize,
+    /// The spans written, which completion assembles the trace from.
+    pub spans: Vec<Span>,
 }
+
+/// Traces completed in one write batch, at most.
+const MAX_BATCH: usize = 256;
 
 pub struct Assembler {
     pub store: Arc<dyn TraceStore>,
@@ -60,13 +64,15 @@ impl Assembler {
         if !recovered.is_empty() {
             tracing::info!(traces = recovered.len(), "recovered open traces");
         }
+        let mut early = Vec::new();
         for open in recovered {
             for key in open.journal {
                 refs.hold(open.trace_id, key);
             }
-            let early = table.observe(open.trace_id, open.last_arrival_us, 0);
-            self.complete(early, true, &known, &mut refs).await;
+            // Their spans are in storage only: completion reads them there.
+            early.extend(table.observe(open.trace_id, open.last_arrival_us, None, 0));
         }
+        self.complete(early, true, &known, &mut refs).await;
         let tick = (self.trace_idle / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -75,11 +81,18 @@ impl Assembler {
                 _ = shutdown.cancelled() => break,
                 batch = arrivals.recv() => {
                     let Some(batch) = batch else { break };
+                    let mut early = Vec::new();
                     for arrival in batch {
                         refs.hold(arrival.trace_id, arrival.journal);
-                        let early = table.observe(arrival.trace_id, arrival.received_at_us, arrival.bytes);
-                        self.complete(early, true, &known, &mut refs).await;
+                        let bytes = arrival.spans.iter().map(Span::memory_size).sum();
+                        early.extend(table.observe(
+                            arrival.trace_id,
+                            arrival.received_at_us,
+                            Some(arrival.spans),
+                            bytes,
+                        ));
                     }
+                    self.complete(early, true, &known, &mut refs).await;
                 }
                 _ = ticker.tick() => {
                     let due = table.take_due(
@@ -95,70 +108,90 @@ impl Assembler {
         Ok(())
     }
 
-    /// Reads each trace, writes its summary and index entries, hands it on.
-    /// A failure leaves the trace open in storage's journal, so it is completed
-    /// again after a restart; it is logged and counted, never fatal.
+    /// Completes the traces in batches of one write each and hands them on.
+    /// A failure leaves a batch's traces open in storage's journal, so they are
+    /// completed again after a restart; it is logged and counted, never fatal.
     /// `known` holds the operation names already in storage, so each is written
     /// once, not once per trace.
     async fn complete(
         &self,
-        trace_ids: Vec<TraceId>,
+        mut pending: Vec<Pending>,
         early: bool,
         known: &Arc<Mutex<HashSet<OperationName>>>,
         refs: &mut JournalRefs,
     ) {
-        for trace_id in trace_ids {
+        while !pending.is_empty() {
+            let rest = pending.split_off(pending.len().min(MAX_BATCH));
+            let batch = std::mem::replace(&mut pending, rest);
+            let count = batch.len();
             let store = self.store.clone();
             let keys = self.summary_keys.clone();
             let known = known.clone();
-            let held = refs.take(trace_id);
+            let held = refs.take(batch.iter().map(|p| p.trace_id));
             let settled = held.settled.clone();
             let result = tokio::task::spawn_blocking(move || {
-                complete_trace(store.as_ref(), trace_id, &keys, &known, &settled)
+                complete_traces(store.as_ref(), batch, &keys, &known, &settled)
             })
             .await;
-            if matches!(result, Ok(Ok(_))) {
-                refs.release(held);
-            }
             match result {
-                Ok(Ok(Some(trace))) => {
-                    self.telemetry.trace_completed(early);
-                    if let Some(next) = &self.completed {
-                        // Backpressure from analysis slows assembly, never drops.
-                        let _ = next.send(trace).await;
+                Ok(Ok(traces)) => {
+                    refs.release(held);
+                    for trace in traces {
+                        self.telemetry.trace_completed(early);
+                        if let Some(next) = &self.completed {
+                            // Backpressure from analysis slows assembly, never drops.
+                            let _ = next.send(trace).await;
+                        }
                     }
                 }
-                Ok(Ok(None)) => {}
                 Ok(Err(error)) => {
                     self.telemetry.store_error();
-                    tracing::warn!(%error, %trace_id, "completing a trace failed; it stays open");
+                    tracing::warn!(%error, traces = count, "completing traces failed; they stay open");
                 }
-                Err(error) => tracing::warn!(%error, %trace_id, "completion task failed"),
+                Err(error) => tracing::warn!(%error, traces = count, "completion task failed"),
             }
         }
     }
 }
 
-/// Completes one trace in storage, as the assembly task does: reads it, writes
-/// its summary, index entries and operation names not in `known` (adding them
-/// there), and deletes the `settled` journal entries; `None` when the trace has
-/// no spans. Blocking.
-pub fn complete_trace(
+/// Completes traces in storage, as the assembly task does, in one write
+/// batch: assembles each from the chunks it received while open (reading
+/// storage instead when it was recovered after a restart, or completed before
+/// and so holds earlier spans there), writes the summaries, index entries and
+/// operation names not in `known` (adding them there), and deletes the
+/// `settled` journal entries. Returns the traces that have spans. Blocking.
+pub fn complete_traces(
     store: &dyn TraceStore,
-    trace_id: TraceId,
+    pending: Vec<Pending>,
     keys: &SummaryKeys,
     known: &Mutex<HashSet<OperationName>>,
     settled: &[JournalKey],
-) -> Result<Option<Trace>, StorageError> {
-    let Some(trace) = store.trace(trace_id)? else {
+) -> Result<Vec<Trace>, StorageError> {
+    let mut traces = Vec::with_capacity(pending.len());
+    for Pending {
+        trace_id,
+        mut chunks,
+        from_storage,
+    } in pending
+    {
+        let trace = if from_storage || chunks.is_empty() || store.was_completed(trace_id)? {
+            store.trace(trace_id)?
+        } else {
+            // As storage orders them: concurrent writes may arrive out of order.
+            chunks.sort_by_key(|(received_at_us, _)| *received_at_us);
+            merge_chunks(trace_id, chunks)
+        };
+        traces.extend(trace);
+    }
+    if traces.is_empty() {
         store.settle(settled)?;
-        return Ok(None);
-    };
+        return Ok(traces);
+    }
     let mut new_names: Vec<OperationName> = {
         let known = known.lock().expect("known names lock");
-        trace
-            .spans
+        traces
             .iter()
+            .flat_map(|t| &t.spans)
             .map(|s| OperationName {
                 service: s.service().to_string(),
                 operation: s.name.clone(),
@@ -169,7 +202,121 @@ pub fn complete_trace(
     };
     new_names.sort();
     new_names.dedup();
-    store.complete(&TraceSummary::of(&trace, keys, true), &new_names, settled)?;
+    let summaries: Vec<TraceSummary> = traces
+        .iter()
+        .map(|trace| TraceSummary::of(trace, keys, true))
+        .collect();
+    store.complete(&summaries, &new_names, settled)?;
     known.lock().expect("known names lock").extend(new_names);
-    Ok(Some(trace))
+    Ok(traces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::codec::tests::arb_span;
+    use crate::storage::rocks::{RocksOptions, RocksStore};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    /// A trace assembled from the spans received equals the trace storage
+    /// returns for them: completion from memory changes nothing readers see.
+    #[test]
+    fn assembling_from_memory_matches_reading_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
+        let known = Mutex::new(HashSet::new());
+        let keys = SummaryKeys::default();
+        let mut runner = TestRunner::new(Config::with_cases(64));
+        let next_trace = std::sync::atomic::AtomicU64::new(0);
+        let strategy = (
+            proptest::collection::vec(arb_span(TraceId([7; 16])), 1..6),
+            proptest::collection::vec(arb_span(TraceId([7; 16])), 0..6),
+            0usize..3,
+            proptest::sample::select(vec![(1_000u64, 2_000u64), (2_000, 1_000), (1_000, 1_000)]),
+        );
+        runner
+            .run(&strategy, |(first, mut second, resent, (at_1, at_2))| {
+                let n = next_trace.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let trace_id = TraceId((n as u128).to_be_bytes());
+                let with_id = |spans: Vec<Span>| -> Vec<Span> {
+                    spans.into_iter().map(|s| Span { trace_id, ..s }).collect()
+                };
+                let first = with_id(first);
+                // Some spans sent again, changed, as a retrying client might.
+                second.extend(first.iter().take(resent).map(|s| Span {
+                    name: format!("{}-again", s.name),
+                    ..s.clone()
+                }));
+                let second = with_id(second);
+                let mut chunks = Vec::new();
+                for (at, spans) in [(at_1, first), (at_2, second)] {
+                    if spans.is_empty() {
+                        continue;
+                    }
+                    store
+                        .append(
+                            at,
+                            &[crate::model::TraceChunk {
+                                trace_id,
+                                spans: spans.clone(),
+                            }],
+                        )
+                        .unwrap();
+                    chunks.push((at, spans));
+                }
+                // Received in this order; at equal times the storage order of
+                // the two chunks is their ids', so only distinct times compare.
+                if at_1 == at_2 && resent > 0 {
+                    return Ok(());
+                }
+                let pending = vec![Pending {
+                    trace_id,
+                    chunks,
+                    from_storage: false,
+                }];
+                let assembled = complete_traces(&store, pending, &keys, &known, &[]).unwrap();
+                prop_assert_eq!(assembled.len(), 1);
+                prop_assert_eq!(&assembled[0], &store.trace(trace_id).unwrap().unwrap());
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// A trace completed before is re-read from storage, so a late span's
+    /// completion covers the spans of the earlier one too.
+    #[test]
+    fn a_reopened_trace_is_assembled_from_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
+        let known = Mutex::new(HashSet::new());
+        let keys = SummaryKeys::default();
+        let trace_id = TraceId([9; 16]);
+        let span = |n: u8| Span {
+            trace_id,
+            span_id: crate::model::SpanId([n; 8]),
+            start_ns: n as u64,
+            ..Span::default()
+        };
+        for (at, n) in [(1_000, 1), (2_000, 2)] {
+            store
+                .append(
+                    at,
+                    &[crate::model::TraceChunk {
+                        trace_id,
+                        spans: vec![span(n)],
+                    }],
+                )
+                .unwrap();
+            let pending = vec![Pending {
+                trace_id,
+                chunks: vec![(at, vec![span(n)])],
+                from_storage: false,
+            }];
+            complete_traces(&store, pending, &keys, &known, &[]).unwrap();
+        }
+        let summary = store.summary(trace_id).unwrap().unwrap();
+        assert_eq!(summary.span_count, 2);
+        assert_eq!(summary.last_received_us, 2_000);
+    }
 }

@@ -3,13 +3,25 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::model::TraceId;
+use crate::model::{Span, TraceId};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct OpenTrace {
     first_seen_us: u64,
     last_seen_us: u64,
     bytes: usize,
+    pending: Pending,
+}
+
+/// A trace leaving the table for completion: the chunks it received while
+/// open, in arrival order with their receive times.
+#[derive(Debug, Default)]
+pub struct Pending {
+    pub trace_id: TraceId,
+    pub chunks: Vec<(u64, Vec<Span>)>,
+    /// Storage holds spans of the trace that `chunks` does not (it was
+    /// recovered after a restart), so completion reads it from there.
+    pub from_storage: bool,
 }
 
 /// Open traces, ordered by last and first arrival for the completion scan.
@@ -46,31 +58,40 @@ impl OpenTraces {
         self.bytes
     }
 
-    /// Records spans of `trace_id` arriving at `at_us`. Returns the traces that
-    /// must be completed early because the table is over its bounds, oldest
-    /// first (never the trace just observed).
-    pub fn observe(&mut self, trace_id: TraceId, at_us: u64, bytes: usize) -> Vec<TraceId> {
-        match self.traces.get_mut(&trace_id) {
-            Some(open) => {
-                if at_us > open.last_seen_us {
-                    self.by_last_seen.remove(&(open.last_seen_us, trace_id));
-                    open.last_seen_us = at_us;
-                    self.by_last_seen.insert((at_us, trace_id));
-                }
-                open.bytes += bytes;
-            }
-            None => {
-                self.traces.insert(
+    /// Records spans of `trace_id` received at `at_us`: `spans`, standing for
+    /// `bytes` of memory, or `None` for spans that are only in storage (a
+    /// trace recovered after a restart). Returns the traces that must be
+    /// completed early because the table is over its bounds, oldest first
+    /// (never the trace just observed).
+    pub fn observe(
+        &mut self,
+        trace_id: TraceId,
+        at_us: u64,
+        spans: Option<Vec<Span>>,
+        bytes: usize,
+    ) -> Vec<Pending> {
+        let open = self.traces.entry(trace_id).or_insert_with(|| {
+            self.by_last_seen.insert((at_us, trace_id));
+            self.by_first_seen.insert((at_us, trace_id));
+            OpenTrace {
+                first_seen_us: at_us,
+                last_seen_us: at_us,
+                bytes: 0,
+                pending: Pending {
                     trace_id,
-                    OpenTrace {
-                        first_seen_us: at_us,
-                        last_seen_us: at_us,
-                        bytes,
-                    },
-                );
-                self.by_last_seen.insert((at_us, trace_id));
-                self.by_first_seen.insert((at_us, trace_id));
+                    ..Pending::default()
+                },
             }
+        });
+        if at_us > open.last_seen_us {
+            self.by_last_seen.remove(&(open.last_seen_us, trace_id));
+            open.last_seen_us = at_us;
+            self.by_last_seen.insert((at_us, trace_id));
+        }
+        open.bytes += bytes;
+        match spans {
+            Some(spans) => open.pending.chunks.push((at_us, spans)),
+            None => open.pending.from_storage = true,
         }
         self.bytes += bytes;
         let mut evicted = Vec::new();
@@ -79,15 +100,14 @@ impl OpenTraces {
             else {
                 break;
             };
-            self.remove(oldest);
-            evicted.push(oldest);
+            evicted.extend(self.remove(oldest));
         }
         evicted
     }
 
     /// Removes and returns the traces complete at `now_us`: idle for `idle_us`,
     /// or first seen `max_age_us` ago.
-    pub fn take_due(&mut self, now_us: u64, idle_us: u64, max_age_us: u64) -> Vec<TraceId> {
+    pub fn take_due(&mut self, now_us: u64, idle_us: u64, max_age_us: u64) -> Vec<Pending> {
         let idle_before = now_us.saturating_sub(idle_us);
         let born_before = now_us.saturating_sub(max_age_us);
         let mut due: Vec<TraceId> = self
@@ -104,18 +124,15 @@ impl OpenTraces {
             .filter(|id| !due.contains(id))
             .collect();
         due.extend(too_old);
-        for id in &due {
-            self.remove(*id);
-        }
-        due
+        due.into_iter().filter_map(|id| self.remove(id)).collect()
     }
 
-    fn remove(&mut self, trace_id: TraceId) {
-        if let Some(open) = self.traces.remove(&trace_id) {
-            self.by_last_seen.remove(&(open.last_seen_us, trace_id));
-            self.by_first_seen.remove(&(open.first_seen_us, trace_id));
-            self.bytes -= open.bytes;
-        }
+    fn remove(&mut self, trace_id: TraceId) -> Option<Pending> {
+        let open = self.traces.remove(&trace_id)?;
+        self.by_last_seen.remove(&(open.last_seen_us, trace_id));
+        self.by_first_seen.remove(&(open.first_seen_us, trace_id));
+        self.bytes -= open.bytes;
+        Some(open.pending)
     }
 }
 
@@ -127,22 +144,30 @@ mod tests {
         TraceId([n; 16])
     }
 
+    fn ids(pending: Vec<Pending>) -> Vec<TraceId> {
+        pending.into_iter().map(|p| p.trace_id).collect()
+    }
+
+    fn spans(n: usize) -> Option<Vec<Span>> {
+        Some(vec![Span::default(); n])
+    }
+
     #[test]
     fn idle_traces_complete_and_active_ones_wait() {
         let mut table = OpenTraces::new(100, 1 << 20);
-        table.observe(id(1), 1_000, 10);
-        table.observe(id(2), 2_000, 10);
-        table.observe(id(1), 5_000, 10);
+        table.observe(id(1), 1_000, spans(1), 10);
+        table.observe(id(2), 2_000, spans(1), 10);
+        table.observe(id(1), 5_000, spans(1), 10);
         assert_eq!(
-            table.take_due(11_999, 10_000, 1_000_000),
+            ids(table.take_due(11_999, 10_000, 1_000_000)),
             Vec::<TraceId>::new()
         );
-        assert_eq!(table.take_due(12_000, 10_000, 1_000_000), vec![id(2)]);
+        assert_eq!(ids(table.take_due(12_000, 10_000, 1_000_000)), vec![id(2)]);
         assert_eq!(
-            table.take_due(14_000, 10_000, 1_000_000),
+            ids(table.take_due(14_000, 10_000, 1_000_000)),
             Vec::<TraceId>::new()
         );
-        assert_eq!(table.take_due(15_000, 10_000, 1_000_000), vec![id(1)]);
+        assert_eq!(ids(table.take_due(15_000, 10_000, 1_000_000)), vec![id(1)]);
         assert!(table.is_empty());
         assert_eq!(table.bytes(), 0);
     }
@@ -151,21 +176,39 @@ mod tests {
     fn a_trace_that_never_stops_completes_at_max_age() {
         let mut table = OpenTraces::new(100, 1 << 20);
         for at in (0..100).map(|s| s * 1_000) {
-            table.observe(id(7), at, 1);
+            table.observe(id(7), at, spans(1), 1);
         }
-        assert_eq!(table.take_due(60_000, 10_000, 50_000), vec![id(7)]);
+        assert_eq!(ids(table.take_due(60_000, 10_000, 50_000)), vec![id(7)]);
     }
 
     #[test]
     fn overflow_completes_the_oldest_early() {
         let mut table = OpenTraces::new(2, 1 << 20);
-        assert!(table.observe(id(1), 1, 10).is_empty());
-        assert!(table.observe(id(2), 2, 10).is_empty());
-        assert_eq!(table.observe(id(3), 3, 10), vec![id(1)]);
+        assert!(table.observe(id(1), 1, spans(1), 10).is_empty());
+        assert!(table.observe(id(2), 2, spans(1), 10).is_empty());
+        assert_eq!(ids(table.observe(id(3), 3, spans(1), 10)), vec![id(1)]);
         let mut by_bytes = OpenTraces::new(100, 25);
-        by_bytes.observe(id(1), 1, 10);
-        by_bytes.observe(id(2), 2, 10);
-        assert_eq!(by_bytes.observe(id(3), 3, 10), vec![id(1)]);
+        by_bytes.observe(id(1), 1, spans(1), 10);
+        by_bytes.observe(id(2), 2, spans(1), 10);
+        assert_eq!(ids(by_bytes.observe(id(3), 3, spans(1), 10)), vec![id(1)]);
         assert_eq!(by_bytes.bytes(), 20);
+    }
+
+    #[test]
+    fn completion_takes_the_chunks_received_while_open() {
+        let mut table = OpenTraces::new(100, 1 << 20);
+        table.observe(id(1), 1_000, spans(2), 10);
+        table.observe(id(1), 2_000, spans(3), 10);
+        table.observe(id(2), 1_500, None, 0);
+        let mut due = table.take_due(20_000, 10_000, 1_000_000);
+        due.sort_by_key(|p| p.trace_id);
+        let received: Vec<(u64, usize)> =
+            due[0].chunks.iter().map(|(at, s)| (*at, s.len())).collect();
+        assert_eq!(received, vec![(1_000, 2), (2_000, 3)]);
+        assert!(!due[0].from_storage);
+        assert!(
+            due[1].chunks.is_empty() && due[1].from_storage,
+            "recovered: read from storage"
+        );
     }
 }

@@ -221,6 +221,40 @@ impl Span {
         find_attr(&self.attributes, key)
     }
 
+    /// The memory the span holds, estimated (its resource and scope are shared
+    /// and not counted), for the bound on open traces.
+    pub fn memory_size(&self) -> usize {
+        fn value(v: &AttrValue) -> usize {
+            match v {
+                AttrValue::String(s) => s.len(),
+                AttrValue::Bytes(b) => b.len(),
+                AttrValue::Array(items) => items.iter().map(|i| 32 + value(i)).sum(),
+                AttrValue::Map(entries) => attrs(entries),
+                _ => 0,
+            }
+        }
+        fn attrs(list: &[KeyValue]) -> usize {
+            list.iter()
+                .map(|kv| std::mem::size_of::<KeyValue>() + kv.key.len() + value(&kv.value))
+                .sum()
+        }
+        std::mem::size_of::<Span>()
+            + self.name.len()
+            + self.status.message.len()
+            + self.trace_state.len()
+            + attrs(&self.attributes)
+            + self
+                .events
+                .iter()
+                .map(|e| std::mem::size_of::<Event>() + e.name.len() + attrs(&e.attributes))
+                .sum::<usize>()
+            + self
+                .links
+                .iter()
+                .map(|l| std::mem::size_of::<Link>() + l.trace_state.len() + attrs(&l.attributes))
+                .sum::<usize>()
+    }
+
     /// A span sent before it ended (an X-Ray `in_progress` segment).
     pub fn is_in_progress(&self) -> bool {
         matches!(

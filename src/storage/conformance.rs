@@ -176,7 +176,9 @@ fn appended_traces_are_open_until_completed() {
             "{name}"
         );
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
-        store.complete(&summary_of(&trace), &[], &[first]).unwrap();
+        store
+            .complete(&[summary_of(&trace)], &[], &[first])
+            .unwrap();
         assert_eq!(
             open_of(store.as_ref()),
             vec![(TraceId([2; 16]), 6, vec![second])],
@@ -205,14 +207,14 @@ fn one_journal_entry_per_request_open_until_all_its_traces_complete() {
             .unwrap();
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
         // Completed, but the entry still names trace 2: assembly settles nothing.
-        store.complete(&summary_of(&trace), &[], &[]).unwrap();
+        store.complete(&[summary_of(&trace)], &[], &[]).unwrap();
         assert_eq!(
             open_of(store.as_ref()),
             vec![(TraceId([2; 16]), 5, vec![both])],
             "{name}"
         );
         let trace = store.trace(TraceId([2; 16])).unwrap().unwrap();
-        store.complete(&summary_of(&trace), &[], &[]).unwrap();
+        store.complete(&[summary_of(&trace)], &[], &[]).unwrap();
         // Recovery finds both complete (and drops the entry itself).
         assert!(open_of(store.as_ref()).is_empty(), "{name}");
         let later = store
@@ -235,7 +237,7 @@ fn a_completion_never_closes_spans_that_arrived_after_it_read() {
             .append(9, &[chunk(vec![span(1, 2, 1_500, "late")])])
             .unwrap();
         store
-            .complete(&summary_of(&read_before_late_span), &[], &[first])
+            .complete(&[summary_of(&read_before_late_span)], &[], &[first])
             .unwrap();
         assert_eq!(
             open_of(store.as_ref()),
@@ -255,14 +257,18 @@ fn recompletion_replaces_index_entries() {
             .append(5, &[chunk(vec![span(1, 1, 5_000_000, "a")])])
             .unwrap();
         let first = summary_of(&store.trace(TraceId([1; 16])).unwrap().unwrap());
-        store.complete(&first, &[], &[]).unwrap();
+        store
+            .complete(std::slice::from_ref(&first), &[], &[])
+            .unwrap();
         // A late span starting earlier moves the trace's start and adds an id.
         let mut late = span(1, 2, 2_000_000, "late");
         late.attributes
             .push(KeyValue::new("n", AttrValue::String("req_late".into())));
         store.append(9, &[chunk(vec![late])]).unwrap();
         let second = summary_of(&store.trace(TraceId([1; 16])).unwrap().unwrap());
-        store.complete(&second, &[], &[]).unwrap();
+        store
+            .complete(std::slice::from_ref(&second), &[], &[])
+            .unwrap();
 
         let all = store
             .scan_index(IndexTag::All, "", 0, u64::MAX, 10)
@@ -294,7 +300,7 @@ fn operations_and_indexed_attributes_are_indexed_and_reindexed() {
         store.append(5, &[chunk(vec![first])]).unwrap();
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
         store
-            .complete(&TraceSummary::of(&trace, &keys, true), &[], &[])
+            .complete(&[TraceSummary::of(&trace, &keys, true)], &[], &[])
             .unwrap();
         let scan = |tag, value: &str| {
             store
@@ -332,7 +338,7 @@ fn operations_and_indexed_attributes_are_indexed_and_reindexed() {
         store.append(9, &[chunk(vec![late])]).unwrap();
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
         store
-            .complete(&TraceSummary::of(&trace, &keys, true), &[], &[])
+            .complete(&[TraceSummary::of(&trace, &keys, true)], &[], &[])
             .unwrap();
         for (tag, value) in [
             (IndexTag::Operation, op("GET /books")),
@@ -360,7 +366,7 @@ fn index_scans_are_newest_first_within_the_range() {
             }
             store.append(u64::from(n), &[chunk(vec![s])]).unwrap();
             let trace = store.trace(TraceId([n; 16])).unwrap().unwrap();
-            store.complete(&summary_of(&trace), &[], &[]).unwrap();
+            store.complete(&[summary_of(&trace)], &[], &[]).unwrap();
         }
         let hits = store
             .scan_index(IndexTag::Service, "svc", 15_000, 35_000, 10)
@@ -394,9 +400,9 @@ fn operation_names_are_listed_by_service() {
             op("order", "SELECT", 3),
             op("order-v2", "x", 1),
         ];
-        store.complete(&summary_of(&trace), &names, &[]).unwrap();
+        store.complete(&[summary_of(&trace)], &names, &[]).unwrap();
         store
-            .complete(&summary_of(&trace), &names[..1], &[])
+            .complete(&[summary_of(&trace)], &names[..1], &[])
             .unwrap();
         assert_eq!(store.names(None).unwrap(), names.to_vec(), "{name}");
         assert_eq!(
@@ -419,7 +425,7 @@ fn expired_traces_vanish_from_every_read() {
                 )
                 .unwrap();
             let trace = store.trace(TraceId([n; 16])).unwrap().unwrap();
-            store.complete(&summary_of(&trace), &[], &[]).unwrap();
+            store.complete(&[summary_of(&trace)], &[], &[]).unwrap();
         }
         // The clock is the caller's: "now" minus retention is 25 ms here.
         // Received at 1, 2 and 3 µs, so receipt does not hold any back...
@@ -457,7 +463,7 @@ fn expired_traces_vanish_from_every_read() {
             )
             .unwrap();
         let trace = store.trace(TraceId([4; 16])).unwrap().unwrap();
-        store.complete(&summary_of(&trace), &[], &[]).unwrap();
+        store.complete(&[summary_of(&trace)], &[], &[]).unwrap();
         assert_eq!(store.expire(25_000, 10).unwrap(), 0, "{name}");
         assert!(store.trace(TraceId([4; 16])).unwrap().is_some(), "{name}");
     }

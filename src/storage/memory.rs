@@ -121,28 +121,35 @@ impl TraceStore for MemoryStore {
             .is_some_and(|list| list.iter().any(|(at, _)| *at > completed_up_to)))
     }
 
+    fn was_completed(&self, trace_id: TraceId) -> Result<bool, StorageError> {
+        let state = self.state.lock().expect("memory store lock");
+        Ok(state.summaries.contains_key(&trace_id))
+    }
+
     fn complete(
         &self,
-        summary: &TraceSummary,
+        summaries: &[TraceSummary],
         new_names: &[OperationName],
         settled: &[JournalKey],
     ) -> Result<(), StorageError> {
         let mut state = self.state.lock().expect("memory store lock");
         state.names.extend(new_names.iter().cloned());
-        if let Some(old) = state.summaries.remove(&summary.trace_id) {
-            for key in index_keys(&old) {
+        for summary in summaries {
+            if let Some(old) = state.summaries.remove(&summary.trace_id) {
+                for key in index_keys(&old) {
+                    state
+                        .index
+                        .remove(&(key.tag, key.hash, key.start_us, key.trace_id));
+                }
+            }
+            let value = (summary.duration_ns / 1_000, summary.error_count > 0);
+            for key in index_keys(summary) {
                 state
                     .index
-                    .remove(&(key.tag, key.hash, key.start_us, key.trace_id));
+                    .insert((key.tag, key.hash, key.start_us, key.trace_id), value);
             }
+            state.summaries.insert(summary.trace_id, summary.clone());
         }
-        let value = (summary.duration_ns / 1_000, summary.error_count > 0);
-        for key in index_keys(summary) {
-            state
-                .index
-                .insert((key.tag, key.hash, key.start_us, key.trace_id), value);
-        }
-        state.summaries.insert(summary.trace_id, summary.clone());
         for key in settled {
             state.journal.remove(key);
         }

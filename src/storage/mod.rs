@@ -64,14 +64,17 @@ pub trait TraceStore: Send + Sync + 'static {
     /// never completed).
     fn is_open(&self, trace_id: TraceId) -> Result<bool, StorageError>;
 
-    /// Stores a completed trace's summary and its index entries, replacing
+    /// Whether the trace was completed before: a summary is stored for it.
+    fn was_completed(&self, trace_id: TraceId) -> Result<bool, StorageError>;
+
+    /// Stores completed traces' summaries and their index entries, replacing
     /// those of an earlier completion of the same trace (never duplicating
     /// them), and deletes the `settled` journal entries: those whose every
     /// trace is now completed. `new_names` are operation names first seen in
-    /// this trace. One atomic batch; durable when `Ok`.
+    /// these traces. One atomic batch; durable when `Ok`.
     fn complete(
         &self,
-        summary: &TraceSummary,
+        summaries: &[TraceSummary],
         new_names: &[OperationName],
         settled: &[JournalKey],
     ) -> Result<(), StorageError>;
@@ -165,7 +168,7 @@ pub(crate) fn index_keys(summary: &TraceSummary) -> Vec<keys::IndexKey> {
 }
 
 /// Builds a trace from its chunks given in the order they were received.
-pub(crate) fn merge_chunks(
+pub fn merge_chunks(
     trace_id: TraceId,
     chunks: impl IntoIterator<Item = (u64, Vec<Span>)>,
 ) -> Option<Trace> {

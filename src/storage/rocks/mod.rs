@@ -323,9 +323,16 @@ impl TraceStore for RocksStore {
         self.has_spans(trace_id, summary.last_received_us.saturating_add(1))
     }
 
+    fn was_completed(&self, trace_id: TraceId) -> Result<bool, StorageError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(CF_TRACES), trace_id.as_bytes())?
+            .is_some())
+    }
+
     fn complete(
         &self,
-        summary: &TraceSummary,
+        summaries: &[TraceSummary],
         new_names: &[OperationName],
         settled: &[JournalKey],
     ) -> Result<(), StorageError> {
@@ -334,20 +341,22 @@ impl TraceStore for RocksStore {
         for name in new_names {
             batch.put_cf(self.cf(CF_NAMES), encode_name_key(name), []);
         }
-        if let Some(old) = self.stored_summary(summary.trace_id)? {
-            for key in index_keys(&old) {
-                batch.delete_cf(index_cf, encode_index_key(&key));
+        for summary in summaries {
+            if let Some(old) = self.stored_summary(summary.trace_id)? {
+                for key in index_keys(&old) {
+                    batch.delete_cf(index_cf, encode_index_key(&key));
+                }
             }
+            let value = encode_index_value(summary.duration_ns / 1_000, summary.error_count > 0);
+            for key in index_keys(summary) {
+                batch.put_cf(index_cf, encode_index_key(&key), value);
+            }
+            batch.put_cf(
+                self.cf(CF_TRACES),
+                summary.trace_id.as_bytes(),
+                encode_summary(summary),
+            );
         }
-        let value = encode_index_value(summary.duration_ns / 1_000, summary.error_count > 0);
-        for key in index_keys(summary) {
-            batch.put_cf(index_cf, encode_index_key(&key), value);
-        }
-        batch.put_cf(
-            self.cf(CF_TRACES),
-            summary.trace_id.as_bytes(),
-            encode_summary(summary),
-        );
         for key in settled {
             batch.delete_cf(self.cf(CF_OPEN), encode_journal_key(key));
         }
@@ -574,7 +583,7 @@ mod tests {
             let trace = store.trace(trace_id).unwrap().unwrap();
             store
                 .complete(
-                    &TraceSummary::of(&trace, &Default::default(), true),
+                    &[TraceSummary::of(&trace, &Default::default(), true)],
                     &[],
                     &[],
                 )

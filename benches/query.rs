@@ -1,8 +1,9 @@
 //! Queries against a store of 10 million spans, built by the bench itself from
 //! the load generator's corpus (`corpus/`): traces of 5–50 spans over 20
-//! services starting within the last two hours, a correlation id per trace,
-//! plus ten traces of 1,000 spans. Every trace is completed as the assembly
-//! task completes it (summary, index entries, names).
+//! services, a correlation id per trace, arriving in time order over the last
+//! two hours (as traffic does), plus ten traces of 1,000 spans. Every trace is
+//! completed as the assembly task completes it: from the spans received, in
+//! batches of 256 traces per write (summaries, index blocks, names).
 //!
 //! Reported:
 //! - the build: spans/s stored with assembly and indexing on;
@@ -35,7 +36,7 @@ use tracemap::ingest::{group_by_trace, now_us};
 use tracemap::model::{SummaryKeys, TraceId};
 use tracemap::receivers::otlp::convert::convert_request;
 use tracemap::storage::rocks::{RocksOptions, RocksStore};
-use tracemap::storage::{OperationName, TraceStore};
+use tracemap::storage::{JournalKey, OperationName, TraceStore};
 use tracemap::telemetry::Telemetry;
 
 // As in the binary.
@@ -47,6 +48,9 @@ mod corpus;
 const BIG_TRACES: u64 = 10;
 const SAMPLES: usize = 1000;
 
+/// Traces the assembly task completes in one batch, at most (as `MAX_BATCH`).
+const BATCH: usize = 256;
+
 /// The store and what the queries look for.
 struct Fixture {
     store: Arc<RocksStore>,
@@ -56,12 +60,21 @@ struct Fixture {
     big_traces: Vec<TraceId>,
     correlation_ids: Vec<String>,
     shape: corpus::Shape,
+    /// Requests arrive in time order: request n's traces start near
+    /// `first_start_ns + n * request_interval_ns`.
+    first_start_ns: u64,
+    request_interval_ns: u64,
     next_seed: u64,
+    /// Traces waiting for completion, and the journal entries they settle.
+    pending: Vec<Pending>,
+    journal: Vec<JournalKey>,
 }
 
 impl Fixture {
     /// Decodes, converts and writes one request as ingest does; with
-    /// `assemble`, then completes each of its traces as assembly does.
+    /// `assemble`, hands its traces to completion, which runs as the assembly
+    /// task runs it: batches of `BATCH` traces, each assembled from the spans
+    /// received, in one write.
     fn ingest(&mut self, payload: &[u8], assemble: bool) -> usize {
         let request = ExportTraceServiceRequest::decode(payload).expect("corpus decodes");
         let chunks = group_by_trace(convert_request(request).spans);
@@ -69,31 +82,40 @@ impl Fixture {
         let received_at_us = now_us();
         let journal = self.store.append(received_at_us, &chunks).expect("append");
         if assemble {
-            // As the assembly task does once the traces are idle: one batch,
-            // assembled from the spans received, settling the request's entry.
-            let pending = chunks
-                .into_iter()
-                .map(|chunk| Pending {
-                    trace_id: chunk.trace_id,
-                    chunks: vec![(received_at_us, chunk.spans)],
-                    from_storage: false,
-                })
-                .collect();
-            complete_traces(
-                self.store.as_ref(),
-                pending,
-                &self.keys,
-                &self.known,
-                &[journal],
-            )
-            .expect("complete");
+            self.pending.extend(chunks.into_iter().map(|chunk| Pending {
+                trace_id: chunk.trace_id,
+                chunks: vec![(received_at_us, chunk.spans)],
+                from_storage: false,
+            }));
+            self.journal.push(journal);
+            if self.pending.len() >= BATCH {
+                self.complete_pending();
+            }
         }
         spans
     }
 
+    fn complete_pending(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        let settled = std::mem::take(&mut self.journal);
+        complete_traces(
+            self.store.as_ref(),
+            pending,
+            &self.keys,
+            &self.known,
+            &settled,
+        )
+        .expect("complete");
+    }
+
     fn request(&mut self) -> ExportTraceServiceRequest {
         self.next_seed += 1;
-        corpus::request(self.next_seed, &self.shape)
+        let shape = corpus::Shape {
+            start_ns: self.first_start_ns + self.next_seed * self.request_interval_ns,
+            window_ns: 10_000_000_000,
+            ..self.shape.clone()
+        };
+        corpus::request(self.next_seed, &shape)
     }
 
     fn payload(&mut self) -> Vec<u8> {
@@ -118,7 +140,12 @@ fn build(target_spans: usize) -> Fixture {
             window_ns: two_hours_ns - 60_000_000_000,
             ..corpus::Shape::default()
         },
+        // Two hours of traffic ending a minute ago.
+        first_start_ns: now_ns - two_hours_ns,
+        request_interval_ns: (two_hours_ns - 60_000_000_000) / (target_spans as u64 / 512).max(1),
         next_seed: 0,
+        pending: Vec::new(),
+        journal: Vec::new(),
     };
     let started = Instant::now();
     let mut spans = 0;
@@ -153,6 +180,7 @@ fn build(target_spans: usize) -> Fixture {
             );
         }
     }
+    fixture.complete_pending();
     let elapsed = started.elapsed();
     eprintln!(
         "built {spans} spans ({} requests) in {:.1}s: {:.0} spans/s with assembly and indexing",
@@ -174,6 +202,7 @@ fn ingest_ratio(fixture: &mut Fixture, requests: usize) {
         let started = Instant::now();
         let spans: usize = block.iter().map(|p| fixture.ingest(p, assemble)).sum();
         if assemble {
+            fixture.complete_pending();
             with += started.elapsed();
             with_spans += spans;
         } else {

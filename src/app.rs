@@ -69,6 +69,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let rocks_options = RocksOptions {
         sync_writes: config.storage.ack_mode == AckMode::Fsync,
         block_cache_bytes: config.storage.block_cache_mb << 20,
+        retention: config.storage.retention,
     };
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || RocksStore::open(&data_dir, &rocks_options))
@@ -210,12 +211,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         let token = shutdown.clone();
         let store = trace_store.clone();
         let telemetry = telemetry.clone();
-        let (retention, interval) = (
-            config.storage.retention,
-            config.storage.retention_check_interval,
-        );
+        let policy = crate::storage::retention::Policy {
+            retention: config.storage.retention,
+            interval: config.storage.retention_check_interval,
+            max_disk_bytes: config.storage.max_disk_mb << 20,
+        };
         servers.spawn(async move {
-            crate::storage::retention::run(store, telemetry, retention, interval, token)
+            crate::storage::retention::run(store, telemetry, policy, token)
                 .await
                 .map_err(|e| AppError::Server {
                     listener: "retention",

@@ -109,12 +109,15 @@ pub struct StorageConfig {
     pub ack_mode: AckMode,
     /// RocksDB block cache, in MiB.
     pub block_cache_mb: usize,
-    /// Traces that started longer ago than this are deleted.
+    /// Data received longer ago than this is deleted.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
-    /// How often expired traces are looked for.
+    /// How often retention (and the disk cap) is applied.
     #[serde(with = "humantime_serde")]
     pub retention_check_interval: Duration,
+    /// When above zero, the oldest hours of data are deleted early while the
+    /// store takes more than this many MiB on disk.
+    pub max_disk_mb: u64,
 }
 
 impl Default for StorageConfig {
@@ -124,6 +127,7 @@ impl Default for StorageConfig {
             block_cache_mb: 64,
             retention: Duration::from_secs(72 * 3600),
             retention_check_interval: Duration::from_secs(60),
+            max_disk_mb: 0,
         }
     }
 }

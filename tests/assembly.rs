@@ -375,9 +375,10 @@ async fn traces_past_retention_disappear_from_every_query() {
     );
     assert_eq!(search(&server.api_url, "lookback=24h").await, ["e2"]);
     let (_, metrics) = common::get_text(&format!("{}/metrics", server.api_url)).await;
-    assert_eq!(
-        common::metric(&metrics, "tracemap_traces_expired_total"),
-        Some(1.0),
+    let cutoff = common::metric(&metrics, "tracemap_retention_cutoff_timestamp_seconds");
+    let expected = (now_ns() / 1_000_000_000) as f64 - 5.0;
+    assert!(
+        cutoff.is_some_and(|c| (expected - 2.0..=expected).contains(&c)),
         "{metrics}"
     );
     server.stop().await;

@@ -1,7 +1,7 @@
 //! The assembly task: receives arrivals from ingest, completes traces when the
 //! policy in `open.rs` says so, and writes their summaries and index entries.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -167,12 +167,27 @@ pub fn complete_traces(
     known: &Mutex<HashSet<OperationName>>,
     settled: &[JournalKey],
 ) -> Result<Vec<Trace>, StorageError> {
-    let mut traces = Vec::with_capacity(pending.len());
+    // A trace completed early and re-opened may come twice: once, whole.
+    let mut merged: Vec<Pending> = Vec::with_capacity(pending.len());
+    let mut position: HashMap<TraceId, usize> = HashMap::with_capacity(pending.len());
+    for p in pending {
+        match position.get(&p.trace_id) {
+            Some(&at) => {
+                merged[at].chunks.extend(p.chunks);
+                merged[at].from_storage |= p.from_storage;
+            }
+            None => {
+                position.insert(p.trace_id, merged.len());
+                merged.push(p);
+            }
+        }
+    }
+    let mut traces = Vec::with_capacity(merged.len());
     for Pending {
         trace_id,
         mut chunks,
         from_storage,
-    } in pending
+    } in merged
     {
         let trace = if from_storage || chunks.is_empty() || store.was_completed(trace_id)? {
             store.trace(trace_id)?
@@ -318,5 +333,43 @@ mod tests {
         let summary = store.summary(trace_id).unwrap().unwrap();
         assert_eq!(summary.span_count, 2);
         assert_eq!(summary.last_received_us, 2_000);
+    }
+
+    #[test]
+    fn a_trace_twice_in_one_batch_is_completed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
+        let trace_id = TraceId([5; 16]);
+        let span = |n: u8| Span {
+            trace_id,
+            span_id: crate::model::SpanId([n; 8]),
+            start_ns: 1_000_000 * n as u64,
+            ..Span::default()
+        };
+        let pending = |n: u8| {
+            store
+                .append(
+                    n as u64,
+                    &[crate::model::TraceChunk {
+                        trace_id,
+                        spans: vec![span(n)],
+                    }],
+                )
+                .unwrap();
+            Pending {
+                trace_id,
+                chunks: vec![(n as u64, vec![span(n)])],
+                from_storage: false,
+            }
+        };
+        let batch = vec![pending(1), pending(2)];
+        let known = Mutex::new(HashSet::new());
+        let done = complete_traces(&store, batch, &SummaryKeys::default(), &known, &[]).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].spans.len(), 2);
+        let hits = store
+            .scan_index(crate::storage::IndexTag::All, "", 0, u64::MAX, 10)
+            .unwrap();
+        assert_eq!(hits.len(), 1, "{hits:?}");
     }
 }

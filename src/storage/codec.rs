@@ -333,7 +333,8 @@ fn put_span(buf: &mut Vec<u8>, span: &Span, resource: u32, scope: u32) {
 }
 
 /// Encodes a completed trace's summary (the `traces` column family value).
-pub fn encode_summary(summary: &TraceSummary) -> Vec<u8> {
+/// Encodes a summary whose index entries are in the blocks of batch `index_seq`.
+pub fn encode_summary(summary: &TraceSummary, index_seq: u64) -> Vec<u8> {
     pb::TraceSummary {
         root_service: summary.root_service.clone(),
         root_operation: summary.root_operation.clone(),
@@ -346,6 +347,7 @@ pub fn encode_summary(summary: &TraceSummary) -> Vec<u8> {
         last_received_us: summary.last_received_us,
         operations: to_pairs(&summary.operations),
         attributes: to_pairs(&summary.attributes),
+        index_seq,
     }
     .encode_to_vec()
 }
@@ -364,10 +366,12 @@ fn from_pairs(pairs: Vec<pb::StringPair>) -> Vec<(String, String)> {
     pairs.into_iter().map(|p| (p.first, p.second)).collect()
 }
 
-/// Decodes a summary of `trace_id`; `complete` is the caller's to set.
-pub fn decode_summary(trace_id: TraceId, bytes: &[u8]) -> Result<TraceSummary, CodecError> {
+/// Decodes a summary of `trace_id` and its index batch; `complete` is the
+/// caller's to set.
+pub fn decode_summary(trace_id: TraceId, bytes: &[u8]) -> Result<(TraceSummary, u64), CodecError> {
     let s = pb::TraceSummary::decode(bytes)?;
-    Ok(TraceSummary {
+    let index_seq = s.index_seq;
+    let summary = TraceSummary {
         trace_id,
         root_service: s.root_service,
         root_operation: s.root_operation,
@@ -381,7 +385,8 @@ pub fn decode_summary(trace_id: TraceId, bytes: &[u8]) -> Result<TraceSummary, C
         attributes: from_pairs(s.attributes),
         complete: false,
         last_received_us: s.last_received_us,
-    })
+    };
+    Ok((summary, index_seq))
 }
 
 /// Decodes one stored chunk back to spans of `trace_id`.
@@ -746,8 +751,8 @@ pub(crate) mod tests {
             last_received_us: 1_764_316_801_000_000,
         };
         assert_eq!(
-            decode_summary(TraceId([4; 16]), &encode_summary(&summary)).unwrap(),
-            summary
+            decode_summary(TraceId([4; 16]), &encode_summary(&summary, 77)).unwrap(),
+            (summary, 77)
         );
     }
 

@@ -8,7 +8,7 @@
 //! |---------|------------------------------------------------------------|-------|
 //! | `spans` | trace_id (16) · received_at_us (u64) · chunk_id (u64)       | `SpanChunk` (proto/), compressed by RocksDB |
 //! | `traces`| trace_id (16)                                              | `TraceSummary` (proto/) |
-//! | `index` | tag (1) · hash (u64) · start_us (u64) · trace_id (16)      | duration_us (u64) · flags (1) |
+//! | `index` | hour (u32) · tag (1) · hash (u64) · minute (u32) · seq (u64) | entries: start_us (u64) · trace_id (16) · duration_us (u64) · flags (1) |
 //! | `open`  | received_at_us (u64) · sequence (u64)                      | trace ids (16 each) |
 //! | `names` | service · 0x00 · operation · 0x00 · span kind (1)          | empty |
 //! | `meta`  | name (ASCII)                                               | per key |
@@ -18,13 +18,18 @@
 //! operations. Service and operation names may not contain a NUL byte; one that
 //! does is cut at it.
 //!
-//! `index` keys are written once per completed trace (not per span): a tag for
-//! what is indexed (all traces, service, service + operation, correlation id,
-//! indexed attribute — one entry per distinct value), a hash of the indexed
-//! value, then the trace's start time, so one range scan answers "traces of X
-//! between two times", newest first when read backwards. The value carries the
-//! duration and an error flag so duration and error filters need no further
-//! read; hash collisions are resolved by checking the summary.
+//! `index` entries are written once per completed trace (not per span) under
+//! each value it is indexed by: a tag for what is indexed (all traces, service,
+//! service + operation, correlation id, indexed attribute), a hash of the
+//! value. Entries are kept in blocks, not one key each: a completion batch
+//! writes one block per (value, minute of the traces' start), so a value shared
+//! by the batch's traces (a service, an operation) costs one put for all of
+//! them. Keys start with the hour of the start, the retention partition that
+//! one range delete drops; within an hour, a reverse scan over one tag·hash
+//! reads minutes newest first. Entries carry the duration and an error flag so
+//! duration and error filters need no further read; hash collisions are
+//! resolved by checking the summary. The summary records its block sequence
+//! number, so a re-completion finds and removes its old entries.
 //!
 //! `open` is a journal of arrivals: every write of spans adds one entry, keyed
 //! by its receive time and a sequence number, listing the traces it touched —
@@ -167,11 +172,10 @@ pub fn pair_term(first: &str, second: &str) -> String {
     format!("{first}\0{second}")
 }
 
-pub const INDEX_KEY_LEN: usize = 1 + 8 + 8 + TraceId::LEN;
-pub const INDEX_VALUE_LEN: usize = 9;
 pub const INDEX_FLAG_ERROR: u8 = 1;
 
-/// A decoded `index` key.
+/// An index entry: one trace under one indexed value (the memory store's key;
+/// RocksDB keeps entries in blocks, below).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct IndexKey {
     pub tag: u8,
@@ -185,70 +189,114 @@ pub fn index_hash(value: &str) -> u64 {
     fnv1a(value.as_bytes().iter())
 }
 
-pub fn encode_index_key(key: &IndexKey) -> [u8; INDEX_KEY_LEN] {
-    let mut out = [0u8; INDEX_KEY_LEN];
-    out[0] = key.tag;
-    out[1..9].copy_from_slice(&key.hash.to_be_bytes());
-    out[9..17].copy_from_slice(&key.start_us.to_be_bytes());
-    out[17..33].copy_from_slice(key.trace_id.as_bytes());
+pub const MINUTE_US: u64 = 60_000_000;
+pub const HOUR_US: u64 = 60 * MINUTE_US;
+/// hour (u32) · tag (1) · hash (u64): the prefix a scan stays within.
+pub const INDEX_PREFIX_LEN: usize = 4 + 1 + 8;
+pub const INDEX_KEY_LEN: usize = INDEX_PREFIX_LEN + 4 + 8;
+/// start_us (u64) · trace_id (16) · duration_us (u64) · flags (1).
+pub const INDEX_ENTRY_LEN: usize = 8 + TraceId::LEN + 8 + 1;
+
+/// The key of an `index` block: the entries of one completion batch (`seq`)
+/// under one indexed value whose traces started in one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IndexBlockKey {
+    /// Hours since the epoch of the traces' start: the retention partition.
+    pub hour: u32,
+    pub tag: u8,
+    pub hash: u64,
+    /// Minutes since the epoch of the traces' start.
+    pub minute: u32,
+    pub seq: u64,
+}
+
+impl IndexBlockKey {
+    /// The block an entry of a trace starting at `start_us` goes to.
+    pub fn of(tag: u8, hash: u64, start_us: u64, seq: u64) -> Self {
+        Self {
+            hour: index_hour(start_us),
+            tag,
+            hash,
+            minute: (start_us / MINUTE_US).min(u32::MAX as u64) as u32,
+            seq,
+        }
+    }
+}
+
+/// The retention partition (hours since the epoch) of a start time.
+pub fn index_hour(start_us: u64) -> u32 {
+    (start_us / HOUR_US).min(u32::MAX as u64) as u32
+}
+
+pub fn index_prefix(hour: u32, tag: u8, hash: u64) -> [u8; INDEX_PREFIX_LEN] {
+    let mut out = [0u8; INDEX_PREFIX_LEN];
+    out[..4].copy_from_slice(&hour.to_be_bytes());
+    out[4] = tag;
+    out[5..13].copy_from_slice(&hash.to_be_bytes());
     out
 }
 
-pub fn decode_index_key(bytes: &[u8]) -> Result<IndexKey, KeyError> {
+pub fn encode_index_key(key: &IndexBlockKey) -> [u8; INDEX_KEY_LEN] {
+    let mut out = [0u8; INDEX_KEY_LEN];
+    out[..INDEX_PREFIX_LEN].copy_from_slice(&index_prefix(key.hour, key.tag, key.hash));
+    out[13..17].copy_from_slice(&key.minute.to_be_bytes());
+    out[17..25].copy_from_slice(&key.seq.to_be_bytes());
+    out
+}
+
+pub fn decode_index_key(bytes: &[u8]) -> Result<IndexBlockKey, KeyError> {
     if bytes.len() != INDEX_KEY_LEN {
         return Err(KeyError {
             cf: CF_INDEX,
             len: bytes.len(),
         });
     }
-    let mut trace_id = [0u8; 16];
-    trace_id.copy_from_slice(&bytes[17..33]);
-    Ok(IndexKey {
-        tag: bytes[0],
-        hash: u64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes")),
-        start_us: u64::from_be_bytes(bytes[9..17].try_into().expect("8 bytes")),
-        trace_id: TraceId(trace_id),
+    let u32_at = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    Ok(IndexBlockKey {
+        hour: u32_at(0),
+        tag: bytes[4],
+        hash: u64_at(5),
+        minute: u32_at(13),
+        seq: u64_at(17),
     })
 }
 
-/// The first and last possible key of `tag`·`hash` entries starting in
-/// `[from_us, to_us]`.
-pub fn index_range(
-    tag: u8,
-    hash: u64,
-    from_us: u64,
-    to_us: u64,
-) -> ([u8; INDEX_KEY_LEN], [u8; INDEX_KEY_LEN]) {
-    let low = encode_index_key(&IndexKey {
-        tag,
-        hash,
-        start_us: from_us,
-        trace_id: TraceId([0; 16]),
-    });
-    let high = encode_index_key(&IndexKey {
-        tag,
-        hash,
-        start_us: to_us,
-        trace_id: TraceId([0xff; 16]),
-    });
-    (low, high)
-}
-
-pub fn encode_index_value(duration_us: u64, error: bool) -> [u8; INDEX_VALUE_LEN] {
-    let mut out = [0u8; INDEX_VALUE_LEN];
-    out[..8].copy_from_slice(&duration_us.to_be_bytes());
-    out[8] = if error { INDEX_FLAG_ERROR } else { 0 };
+/// A block's entries, newest start first, fixed-width.
+pub fn encode_index_entries(entries: &[super::IndexHit]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * INDEX_ENTRY_LEN);
+    for entry in entries {
+        out.extend_from_slice(&entry.start_us.to_be_bytes());
+        out.extend_from_slice(entry.trace_id.as_bytes());
+        out.extend_from_slice(&entry.duration_us.to_be_bytes());
+        out.push(if entry.error { INDEX_FLAG_ERROR } else { 0 });
+    }
     out
 }
 
-/// Duration (µs) and error flag; `None` when the value is malformed.
-pub fn decode_index_value(bytes: &[u8]) -> Option<(u64, bool)> {
-    let bytes: &[u8; INDEX_VALUE_LEN] = bytes.try_into().ok()?;
-    Some((
-        u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
-        bytes[8] & INDEX_FLAG_ERROR != 0,
-    ))
+/// `None` when the value is not a whole number of entries.
+pub fn decode_index_entries(bytes: &[u8]) -> Option<Vec<super::IndexHit>> {
+    if !bytes.len().is_multiple_of(INDEX_ENTRY_LEN) {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(INDEX_ENTRY_LEN)
+            .map(|e| super::IndexHit {
+                start_us: u64::from_be_bytes(e[..8].try_into().expect("8 bytes")),
+                trace_id: TraceId(e[8..24].try_into().expect("16 bytes")),
+                duration_us: u64::from_be_bytes(e[24..32].try_into().expect("8 bytes")),
+                error: e[32] & INDEX_FLAG_ERROR != 0,
+            })
+            .collect(),
+    )
 }
+
+/// `meta` key holding the last index block sequence number (u64 big-endian).
+pub const META_INDEX_SEQ: &[u8] = b"index_seq";
+/// `meta` key holding the retention cutoff (u64 µs big-endian): everything
+/// older is gone from reads and deleted by compaction.
+pub const META_RETENTION_CUTOFF: &[u8] = b"retention_cutoff_us";
 
 /// The key of one `open` journal entry: when its request was received, and a
 /// sequence number that tells apart requests received in the same microsecond.
@@ -359,26 +407,43 @@ mod tests {
     }
 
     #[test]
-    fn index_key_golden_bytes_and_range() {
-        let key = IndexKey {
-            tag: IndexTag::Service as u8,
-            hash: index_hash("order-service"),
-            start_us: 0x0102_0304_0506_0708,
-            trace_id: TraceId([0xab; 16]),
-        };
-        let bytes = encode_index_key(&key);
-        assert_eq!(bytes[0], 2);
-        assert_eq!(&bytes[9..17], &[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(decode_index_key(&bytes).unwrap(), key);
-        let (low, high) = index_range(2, key.hash, 0x0102_0304_0506_0708, 0x0102_0304_0506_0708);
-        assert!(low[..] <= bytes[..] && bytes[..] <= high[..]);
-        let (low, high) = index_range(2, key.hash, 0x0102_0304_0506_0709, u64::MAX);
-        assert!(bytes[..] < low[..] && bytes[..] < high[..]);
-        assert_eq!(index_hash(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(
-            decode_index_value(&encode_index_value(1234, true)),
-            Some((1234, true))
+    fn index_key_golden_bytes_and_entries() {
+        let key = IndexBlockKey::of(
+            IndexTag::Service as u8,
+            index_hash("order-service"),
+            3 * HOUR_US + 5 * MINUTE_US + 7,
+            9,
         );
+        assert_eq!((key.hour, key.minute), (3, 185));
+        let bytes = encode_index_key(&key);
+        assert_eq!(&bytes[..5], &[0, 0, 0, 3, 2]);
+        assert_eq!(&bytes[13..], &[0, 0, 0, 185, 0, 0, 0, 0, 0, 0, 0, 9]);
+        assert_eq!(decode_index_key(&bytes).unwrap(), key);
+        assert!(decode_index_key(&bytes[1..]).is_err());
+        let later = IndexBlockKey::of(key.tag, key.hash, 3 * HOUR_US + 6 * MINUTE_US, 0);
+        assert!(
+            encode_index_key(&later) > bytes,
+            "minutes sort in time order"
+        );
+        assert_eq!(index_hash(""), 0xcbf2_9ce4_8422_2325);
+        let entries = vec![
+            super::super::IndexHit {
+                trace_id: TraceId([1; 16]),
+                start_us: 7,
+                duration_us: 1234,
+                error: true,
+            },
+            super::super::IndexHit {
+                trace_id: TraceId([2; 16]),
+                start_us: 5,
+                duration_us: 0,
+                error: false,
+            },
+        ];
+        let value = encode_index_entries(&entries);
+        assert_eq!(value.len(), 2 * INDEX_ENTRY_LEN);
+        assert_eq!(decode_index_entries(&value).unwrap(), entries);
+        assert!(decode_index_entries(&value[1..]).is_none());
     }
 
     #[test]

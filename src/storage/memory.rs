@@ -164,17 +164,19 @@ impl TraceStore for MemoryStore {
         Ok(())
     }
 
-    fn expire(&self, before_us: u64, max_traces: usize) -> Result<usize, StorageError> {
+    fn expire(&self, before_us: u64) -> Result<(), StorageError> {
         let mut state = self.state.lock().expect("memory store lock");
-        let mut expired: Vec<TraceSummary> = state
+        let mut chunks = self.chunks.lock().expect("memory store lock");
+        for list in chunks.values_mut() {
+            list.retain(|(at, _)| *at >= before_us);
+        }
+        chunks.retain(|_, list| !list.is_empty());
+        let expired: Vec<TraceSummary> = state
             .summaries
             .values()
-            .filter(|s| s.start_ns / 1_000 < before_us && s.last_received_us < before_us)
+            .filter(|s| s.last_received_us < before_us)
             .cloned()
             .collect();
-        expired.sort_by_key(|s| s.start_ns);
-        expired.truncate(max_traces);
-        let mut chunks = self.chunks.lock().expect("memory store lock");
         for summary in &expired {
             for key in index_keys(summary) {
                 state
@@ -182,9 +184,24 @@ impl TraceStore for MemoryStore {
                     .remove(&(key.tag, key.hash, key.start_us, key.trace_id));
             }
             state.summaries.remove(&summary.trace_id);
-            chunks.remove(&summary.trace_id);
         }
-        Ok(expired.len())
+        state
+            .index
+            .retain(|(_, _, start_us, _), _| *start_us >= before_us);
+        Ok(())
+    }
+
+    fn disk_bytes(&self) -> Result<u64, StorageError> {
+        Ok(0)
+    }
+
+    fn oldest_partition_us(&self) -> Result<Option<u64>, StorageError> {
+        let state = self.state.lock().expect("memory store lock");
+        Ok(state
+            .index
+            .keys()
+            .map(|(_, _, start_us, _)| start_us / super::keys::HOUR_US * super::keys::HOUR_US)
+            .min())
     }
 
     fn compact(&self) -> Result<(), StorageError> {

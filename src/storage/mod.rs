@@ -83,12 +83,20 @@ pub trait TraceStore: Send + Sync + 'static {
     /// nothing to complete).
     fn settle(&self, settled: &[JournalKey]) -> Result<(), StorageError>;
 
-    /// Deletes up to `max_traces` completed traces that started before
-    /// `before_us` and received nothing since — their spans (one range delete
-    /// per trace), summary and index entries — oldest first;
-    /// returns how many went. A trace sent late with old timestamps is kept
-    /// until its spans, too, are older than `before_us`.
-    fn expire(&self, before_us: u64, max_traces: usize) -> Result<usize, StorageError>;
+    /// Retention: everything older than `before_us` leaves every read — spans
+    /// received before it, summaries of traces that received nothing since,
+    /// index entries of traces that started before it — and its space is
+    /// reclaimed by whole partitions (index hours dropped by one range delete)
+    /// and by compaction (spans and summaries). The cutoff never moves back.
+    /// A trace sent late with old timestamps stays readable by id until its
+    /// spans, too, are older than the cutoff.
+    fn expire(&self, before_us: u64) -> Result<(), StorageError>;
+
+    /// Bytes the store takes on disk (its live table files).
+    fn disk_bytes(&self) -> Result<u64, StorageError>;
+
+    /// Where the oldest index partition still held begins (µs), if any.
+    fn oldest_partition_us(&self) -> Result<Option<u64>, StorageError>;
 
     /// Compacts storage so deleted data gives its space back now rather than
     /// at the engine's next compaction.

@@ -34,7 +34,9 @@ pub struct Telemetry {
     traces_open_bytes: Gauge,
     traces_completed: Counter,
     traces_completed_early: Counter,
-    traces_expired: Counter,
+    retention_cutoff: Gauge,
+    disk_bytes: Gauge,
+    partitions_dropped_for_disk: Counter,
 }
 
 impl Default for Telemetry {
@@ -106,15 +108,29 @@ impl Telemetry {
             "Traces completed before they were idle because the open-trace bounds were reached",
             traces_completed_early.clone(),
         );
-        let traces_expired = Counter::default();
+        let retention_cutoff = Gauge::default();
         registry.register(
-            "tracemap_traces_expired",
-            "Traces deleted because they started longer ago than the retention",
-            traces_expired.clone(),
+            "tracemap_retention_cutoff_timestamp_seconds",
+            "Data older than this (Unix seconds) has been deleted by retention or the disk cap",
+            retention_cutoff.clone(),
+        );
+        let disk_bytes = Gauge::default();
+        registry.register(
+            "tracemap_storage_disk_bytes",
+            "Bytes the store's table files take on disk",
+            disk_bytes.clone(),
+        );
+        let partitions_dropped_for_disk = Counter::default();
+        registry.register(
+            "tracemap_retention_disk_cap_hours_dropped",
+            "Hours of the oldest data deleted early because the store was over its disk cap",
+            partitions_dropped_for_disk.clone(),
         );
         Self {
             registry,
-            traces_expired,
+            retention_cutoff,
+            disk_bytes,
+            partitions_dropped_for_disk,
             traces_open,
             traces_open_bytes,
             traces_completed,
@@ -174,8 +190,11 @@ impl Telemetry {
         }
     }
 
-    pub fn traces_expired(&self, count: usize) {
-        self.traces_expired.inc_by(count as u64);
+    pub fn retention_applied(&self, cutoff_us: u64, disk_bytes: u64, hours_dropped_for_disk: u64) {
+        self.retention_cutoff.set((cutoff_us / 1_000_000) as i64);
+        self.disk_bytes.set(disk_bytes as i64);
+        self.partitions_dropped_for_disk
+            .inc_by(hours_dropped_for_disk);
     }
 
     /// The Prometheus text exposition of every metric.

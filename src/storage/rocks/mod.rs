@@ -7,8 +7,10 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
+use rocksdb::compaction_filter::Decision;
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
     Options, SliceTransform, WriteBatch, WriteOptions, DB,
@@ -16,10 +18,12 @@ use rocksdb::{
 
 use super::codec::{decode_chunk, decode_summary, encode_chunk, encode_summary};
 use super::keys::{
-    chunk_id, decode_index_key, decode_index_value, decode_journal_key, decode_journal_value,
-    decode_span_key, encode_index_key, encode_index_value, encode_journal_key,
-    encode_journal_value, encode_span_key, index_hash, index_range, span_key_prefix, JournalKey,
-    SpanKey, CF_INDEX, CF_META, CF_OPEN, CF_SPANS, CF_TRACES, META_FORMAT_VERSION,
+    chunk_id, decode_index_entries, decode_index_key, decode_journal_key, decode_journal_value,
+    decode_span_key, encode_index_entries, encode_index_key, encode_journal_key,
+    encode_journal_value, encode_span_key, index_hash, index_hour, index_prefix, span_key_prefix,
+    IndexBlockKey, JournalKey, SpanKey, CF_INDEX, CF_META, CF_OPEN, CF_SPANS, CF_TRACES, HOUR_US,
+    INDEX_KEY_LEN, INDEX_PREFIX_LEN, META_FORMAT_VERSION, META_INDEX_SEQ, META_RETENTION_CUTOFF,
+    MINUTE_US,
 };
 use super::keys::{decode_name_key, encode_name_key, name_prefix, CF_NAMES};
 use super::{
@@ -29,7 +33,7 @@ use super::{
 use crate::model::{Trace, TraceChunk, TraceId, TraceSummary};
 
 /// The on-disk format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Engine settings, from `[storage]` in the config file.
 #[derive(Debug, Clone)]
@@ -38,6 +42,9 @@ pub struct RocksOptions {
     pub sync_writes: bool,
     /// Shared block cache for reads, in bytes.
     pub block_cache_bytes: usize,
+    /// How long data is kept; sets how often compaction revisits old files so
+    /// that retention's compaction filters reclaim them.
+    pub retention: std::time::Duration,
 }
 
 impl Default for RocksOptions {
@@ -45,6 +52,7 @@ impl Default for RocksOptions {
         Self {
             sync_writes: false,
             block_cache_bytes: 64 << 20,
+            retention: std::time::Duration::from_secs(72 * 3600),
         }
     }
 }
@@ -55,6 +63,13 @@ pub struct RocksStore {
     sync_writes: bool,
     /// The next journal sequence number.
     journal_seq: AtomicU64,
+    /// The last index block sequence number given out.
+    index_seq: AtomicU64,
+    /// Retention: data older than this (µs) is gone from reads, and the
+    /// compaction filters drop it.
+    cutoff_us: Arc<AtomicU64>,
+    /// The oldest and newest index partitions (hours) that may hold entries.
+    index_hours: (AtomicU32, AtomicU32),
 }
 
 impl From<rocksdb::Error> for StorageError {
@@ -78,7 +93,21 @@ impl RocksStore {
         table.set_bloom_filter(10.0, false);
         table.set_whole_key_filtering(false);
 
+        let cutoff_us = Arc::new(AtomicU64::new(0));
+        // Retention's compaction filters: spans received before the cutoff,
+        // and summaries of traces that received nothing since, are dropped
+        // whenever compaction rewrites them. Periodic compaction makes sure
+        // that happens to old files too.
+        let periodic = options.retention.as_secs().div_ceil(4).max(3_600);
         let mut spans = Options::default();
+        let cutoff = cutoff_us.clone();
+        spans.set_compaction_filter("retention", move |_, key: &[u8], _: &[u8]| {
+            match decode_span_key(key) {
+                Ok(key) if key.received_at_us < cutoff.load(Ordering::Relaxed) => Decision::Remove,
+                _ => Decision::Keep,
+            }
+        });
+        spans.set_periodic_compaction_seconds(periodic);
         spans.set_compression_type(DBCompressionType::Lz4);
         spans.set_bottommost_compression_type(DBCompressionType::Zstd);
         spans.set_prefix_extractor(SliceTransform::create_fixed_prefix(TraceId::LEN));
@@ -86,11 +115,31 @@ impl RocksStore {
         spans.set_block_based_table_factory(&table);
 
         let mut traces = Options::default();
+        let cutoff = cutoff_us.clone();
+        traces.set_compaction_filter("retention", move |_, key: &[u8], value: &[u8]| {
+            let Ok(trace_id) = TraceId::from_bytes(key) else {
+                return Decision::Keep;
+            };
+            match decode_summary(trace_id, value) {
+                Ok((summary, _)) if summary.last_received_us < cutoff.load(Ordering::Relaxed) => {
+                    Decision::Remove
+                }
+                _ => Decision::Keep,
+            }
+        });
+        traces.set_periodic_compaction_seconds(periodic);
         traces.set_compression_type(DBCompressionType::Lz4);
+        let mut summary_table = BlockBasedOptions::default();
+        summary_table.set_block_cache(&cache);
+        // Most point reads (was this trace completed before?) miss.
+        summary_table.set_bloom_filter(10.0, false);
+        traces.set_block_based_table_factory(&summary_table);
         let mut index = Options::default();
         index.set_compression_type(DBCompressionType::Lz4);
-        // Scans stay within one tag·hash; a prefix bloom skips files without it.
-        index.set_prefix_extractor(SliceTransform::create_fixed_prefix(9));
+        // Scans stay within one hour·tag·hash; a prefix bloom skips files without it.
+        index.set_prefix_extractor(SliceTransform::create_fixed_prefix(INDEX_PREFIX_LEN));
+        index.set_memtable_prefix_bloom_ratio(0.05);
+        index.set_block_based_table_factory(&table);
         let open = Options::default();
 
         let db = DB::open_cf_descriptors(
@@ -110,8 +159,18 @@ impl RocksStore {
             path: path.to_path_buf(),
             sync_writes: options.sync_writes,
             journal_seq: AtomicU64::new(0),
+            index_seq: AtomicU64::new(0),
+            cutoff_us,
+            index_hours: (AtomicU32::new(u32::MAX), AtomicU32::new(0)),
         };
         store.check_format_version()?;
+        store
+            .index_seq
+            .store(store.meta_u64(META_INDEX_SEQ)?, Ordering::Relaxed);
+        store
+            .cutoff_us
+            .store(store.meta_u64(META_RETENTION_CUTOFF)?, Ordering::Relaxed);
+        store.find_index_hours()?;
         // Sequence numbers carry on past every entry left (a few per open
         // trace), so no key is reused even if the clock steps back.
         let mut next_seq = 0;
@@ -144,6 +203,94 @@ impl RocksStore {
         self.db
             .cf_handle(name)
             .unwrap_or_else(|| panic!("column family {name} opened"))
+    }
+
+    fn meta_u64(&self, name: &[u8]) -> Result<u64, StorageError> {
+        match self.db.get_cf(self.cf(CF_META), name)? {
+            None => Ok(0),
+            Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| {
+                    StorageError::Corrupt(format!(
+                        "{} is not 8 bytes",
+                        String::from_utf8_lossy(name)
+                    ))
+                }),
+        }
+    }
+
+    /// The oldest and newest index partitions, from the first and last keys.
+    fn find_index_hours(&self) -> Result<(), StorageError> {
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_INDEX));
+        iter.seek_to_first();
+        iter.status()?;
+        if let Some(key) = iter.key() {
+            let first = decode_index_key(key).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            iter.seek_to_last();
+            iter.status()?;
+            let last = iter.key().map(decode_index_key).transpose();
+            let last = last.map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            self.note_index_hour(first.hour);
+            self.note_index_hour(last.map_or(first.hour, |k| k.hour));
+        }
+        Ok(())
+    }
+
+    fn note_index_hour(&self, hour: u32) {
+        self.index_hours.0.fetch_min(hour, Ordering::Relaxed);
+        self.index_hours.1.fetch_max(hour, Ordering::Relaxed);
+    }
+
+    /// A sequence number for a completion batch's index blocks, above every
+    /// one given out before (also across restarts: the last is kept in meta).
+    fn next_index_seq(&self) -> u64 {
+        let now = crate::ingest::now_us();
+        let mut last = self.index_seq.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(last + 1);
+            match self
+                .index_seq
+                .compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
+    /// Reads an index block, for an edit.
+    fn index_block(&self, key: &[u8]) -> Result<Vec<IndexHit>, StorageError> {
+        match self.db.get_pinned_cf(self.cf(CF_INDEX), key)? {
+            None => Ok(Vec::new()),
+            Some(value) => decode_index_entries(&value)
+                .ok_or_else(|| StorageError::Corrupt("index block".into())),
+        }
+    }
+
+    /// Removes a summary's index entries from their blocks, edited in `edits`
+    /// (read from storage on first touch).
+    fn unindex(
+        &self,
+        old: &TraceSummary,
+        seq: u64,
+        edits: &mut HashMap<[u8; INDEX_KEY_LEN], Vec<IndexHit>>,
+    ) -> Result<(), StorageError> {
+        for entry in index_keys(old) {
+            let key = encode_index_key(&IndexBlockKey::of(
+                entry.tag,
+                entry.hash,
+                entry.start_us,
+                seq,
+            ));
+            let block = match edits.entry(key) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(self.index_block(&key)?)
+                }
+            };
+            block.retain(|hit| hit.trace_id != old.trace_id);
+        }
+        Ok(())
     }
 
     fn check_format_version(&self) -> Result<(), StorageError> {
@@ -182,7 +329,7 @@ impl RocksStore {
     fn has_spans(&self, trace_id: TraceId, from_us: u64) -> Result<bool, StorageError> {
         let from = encode_span_key(&SpanKey {
             trace_id,
-            received_at_us: from_us,
+            received_at_us: from_us.max(self.cutoff_us.load(Ordering::Relaxed)),
             chunk_id: 0,
         });
         let mut iter = self.db.raw_iterator_cf(self.cf(CF_SPANS));
@@ -194,12 +341,28 @@ impl RocksStore {
     }
 
     fn stored_summary(&self, trace_id: TraceId) -> Result<Option<TraceSummary>, StorageError> {
-        self.db
+        Ok(self
+            .stored_summary_seq(trace_id)?
+            .map(|(summary, _)| summary))
+    }
+
+    /// The summary and its index batch; `None` once retention has passed it.
+    fn stored_summary_seq(
+        &self,
+        trace_id: TraceId,
+    ) -> Result<Option<(TraceSummary, u64)>, StorageError> {
+        let Some(bytes) = self
+            .db
             .get_pinned_cf(self.cf(CF_TRACES), trace_id.as_bytes())?
-            .map(|bytes| {
-                decode_summary(trace_id, &bytes).map_err(|e| StorageError::Corrupt(e.to_string()))
-            })
-            .transpose()
+        else {
+            return Ok(None);
+        };
+        let (summary, seq) =
+            decode_summary(trace_id, &bytes).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        if summary.last_received_us < self.cutoff_us.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        Ok(Some((summary, seq)))
     }
 }
 
@@ -244,12 +407,16 @@ impl TraceStore for RocksStore {
             IteratorMode::From(&prefix, Direction::Forward),
         );
         let mut chunks = Vec::new();
+        let cutoff = self.cutoff_us.load(Ordering::Relaxed);
         for item in iter {
             let (key, value) = item?;
             if !key.starts_with(&prefix) {
                 break;
             }
             let key = decode_span_key(&key).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            if key.received_at_us < cutoff {
+                continue;
+            }
             match decode_chunk(trace_id, &value) {
                 Ok(spans) => chunks.push((key.received_at_us, spans)),
                 // One unreadable chunk must not make the rest of the trace unreadable.
@@ -324,10 +491,7 @@ impl TraceStore for RocksStore {
     }
 
     fn was_completed(&self, trace_id: TraceId) -> Result<bool, StorageError> {
-        Ok(self
-            .db
-            .get_pinned_cf(self.cf(CF_TRACES), trace_id.as_bytes())?
-            .is_some())
+        Ok(self.stored_summary_seq(trace_id)?.is_some())
     }
 
     fn complete(
@@ -341,22 +505,48 @@ impl TraceStore for RocksStore {
         for name in new_names {
             batch.put_cf(self.cf(CF_NAMES), encode_name_key(name), []);
         }
+        let seq = self.next_index_seq();
+        // Blocks holding entries of earlier completions, edited; and this
+        // batch's blocks: one per indexed value and start minute.
+        let mut edits: HashMap<[u8; INDEX_KEY_LEN], Vec<IndexHit>> = HashMap::new();
+        let mut blocks: HashMap<IndexBlockKey, Vec<IndexHit>> = HashMap::new();
         for summary in summaries {
-            if let Some(old) = self.stored_summary(summary.trace_id)? {
-                for key in index_keys(&old) {
-                    batch.delete_cf(index_cf, encode_index_key(&key));
-                }
+            if let Some((old, old_seq)) = self.stored_summary_seq(summary.trace_id)? {
+                self.unindex(&old, old_seq, &mut edits)?;
             }
-            let value = encode_index_value(summary.duration_ns / 1_000, summary.error_count > 0);
-            for key in index_keys(summary) {
-                batch.put_cf(index_cf, encode_index_key(&key), value);
+            let hit = IndexHit {
+                trace_id: summary.trace_id,
+                start_us: summary.start_ns / 1_000,
+                duration_us: summary.duration_ns / 1_000,
+                error: summary.error_count > 0,
+            };
+            for entry in index_keys(summary) {
+                let key = IndexBlockKey::of(entry.tag, entry.hash, entry.start_us, seq);
+                blocks.entry(key).or_default().push(hit);
             }
             batch.put_cf(
                 self.cf(CF_TRACES),
                 summary.trace_id.as_bytes(),
-                encode_summary(summary),
+                encode_summary(summary, seq),
             );
         }
+        for (key, block) in edits {
+            if block.is_empty() {
+                batch.delete_cf(index_cf, key);
+            } else {
+                batch.put_cf(index_cf, key, encode_index_entries(&block));
+            }
+        }
+        for (key, mut block) in blocks {
+            block.sort_by_key(|hit| std::cmp::Reverse((hit.start_us, hit.trace_id)));
+            self.note_index_hour(key.hour);
+            batch.put_cf(
+                index_cf,
+                encode_index_key(&key),
+                encode_index_entries(&block),
+            );
+        }
+        batch.put_cf(self.cf(CF_META), META_INDEX_SEQ, seq.to_be_bytes());
         for key in settled {
             batch.delete_cf(self.cf(CF_OPEN), encode_journal_key(key));
         }
@@ -375,39 +565,52 @@ impl TraceStore for RocksStore {
         Ok(())
     }
 
-    fn expire(&self, before_us: u64, max_traces: usize) -> Result<usize, StorageError> {
-        if before_us == 0 {
-            return Ok(0);
+    fn expire(&self, before_us: u64) -> Result<(), StorageError> {
+        if before_us <= self.cutoff_us.load(Ordering::Relaxed) {
+            return Ok(());
         }
-        let hits = self.scan_index(IndexTag::All, "", 0, before_us - 1, usize::MAX)?;
-        let mut batch = WriteBatch::default();
-        let mut expired = 0;
-        // Oldest first: the scan answers newest first.
-        for hit in hits.into_iter().rev() {
-            if expired >= max_traces {
-                break;
-            }
-            let Some(summary) = self.stored_summary(hit.trace_id)? else {
-                continue;
-            };
-            // Spans received within the retention stay, whatever their timestamps.
-            if summary.last_received_us >= before_us {
-                continue;
-            }
-            let prefix = span_key_prefix(&hit.trace_id);
-            let mut end = prefix.to_vec();
-            // Past every 32-byte key of this trace, before any of the next.
-            end.extend_from_slice(&[0xff; 16]);
-            end.push(0);
-            batch.delete_range_cf(self.cf(CF_SPANS), &prefix[..], &end[..]);
-            for key in index_keys(&summary) {
-                batch.delete_cf(self.cf(CF_INDEX), encode_index_key(&key));
-            }
-            batch.delete_cf(self.cf(CF_TRACES), hit.trace_id.as_bytes());
-            expired += 1;
+        // The cutoff is durable before anything is deleted, so reads never
+        // show a partly deleted past, across restarts too.
+        let mut write = WriteOptions::default();
+        write.set_sync(true);
+        self.db.put_cf_opt(
+            self.cf(CF_META),
+            META_RETENTION_CUTOFF,
+            before_us.to_be_bytes(),
+            &write,
+        )?;
+        self.cutoff_us.store(before_us, Ordering::Relaxed);
+        // Whole index partitions (hours) before the cutoff's go in one range
+        // delete; entries of the cutoff's own hour are hidden until it goes.
+        let hour = index_hour(before_us);
+        let oldest = self.index_hours.0.load(Ordering::Relaxed);
+        if oldest < hour {
+            let index = self.cf(CF_INDEX);
+            let (from, to) = (oldest.to_be_bytes(), hour.to_be_bytes());
+            self.db.delete_range_cf(index, from, to)?;
+            self.db.compact_range_cf(index, Some(from), Some(to));
+            self.index_hours.0.store(hour, Ordering::Relaxed);
         }
-        self.db.write(batch)?;
-        Ok(expired)
+        Ok(())
+    }
+
+    fn disk_bytes(&self) -> Result<u64, StorageError> {
+        let mut total = 0;
+        for cf in [CF_SPANS, CF_TRACES, CF_INDEX, CF_OPEN, CF_NAMES, CF_META] {
+            total += self
+                .db
+                .property_int_value_cf(self.cf(cf), "rocksdb.live-sst-files-size")?
+                .unwrap_or(0);
+        }
+        Ok(total)
+    }
+
+    fn oldest_partition_us(&self) -> Result<Option<u64>, StorageError> {
+        let (oldest, newest) = (
+            self.index_hours.0.load(Ordering::Relaxed),
+            self.index_hours.1.load(Ordering::Relaxed),
+        );
+        Ok((oldest <= newest).then(|| u64::from(oldest) * HOUR_US))
     }
 
     fn compact(&self) -> Result<(), StorageError> {
@@ -452,34 +655,73 @@ impl TraceStore for RocksStore {
         to_us: u64,
         limit: usize,
     ) -> Result<Vec<IndexHit>, StorageError> {
-        let (low, high) = index_range(tag as u8, index_hash(value), from_us, to_us);
-        let mut hits = Vec::new();
-        let mut read = rocksdb::ReadOptions::default();
-        // Every key of the scan shares the tag·hash prefix of `low` and `high`.
-        read.set_prefix_same_as_start(true);
-        let iter = self.db.iterator_cf_opt(
-            self.cf(CF_INDEX),
-            read,
-            IteratorMode::From(&high, Direction::Reverse),
+        let from_us = from_us.max(self.cutoff_us.load(Ordering::Relaxed));
+        let (oldest, newest) = (
+            self.index_hours.0.load(Ordering::Relaxed),
+            self.index_hours.1.load(Ordering::Relaxed),
         );
-        for item in iter {
+        let (first_hour, last_hour) = (
+            index_hour(from_us).max(oldest),
+            index_hour(to_us).min(newest),
+        );
+        let hash = index_hash(value);
+        let mut hits = Vec::new();
+        // One minute's entries, from all the batches that wrote some.
+        let mut minute: Vec<IndexHit> = Vec::new();
+        let flush = |minute: &mut Vec<IndexHit>, hits: &mut Vec<IndexHit>| {
+            minute.sort_by_key(|hit| std::cmp::Reverse((hit.start_us, hit.trace_id)));
+            hits.extend(
+                minute
+                    .drain(..)
+                    .filter(|hit| (from_us..=to_us).contains(&hit.start_us)),
+            );
+        };
+        let to_minute = (to_us / MINUTE_US).min(u32::MAX as u64) as u32;
+        let from_minute = (from_us / MINUTE_US).min(u32::MAX as u64) as u32;
+        for hour in (first_hour..=last_hour).rev() {
             if hits.len() >= limit {
                 break;
             }
-            let (key, value) = item?;
-            if key[..] < low[..] {
-                break;
-            }
-            let key = decode_index_key(&key).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-            let (duration_us, error) = decode_index_value(&value)
-                .ok_or_else(|| StorageError::Corrupt("index value".into()))?;
-            hits.push(IndexHit {
-                trace_id: key.trace_id,
-                start_us: key.start_us,
-                duration_us,
-                error,
+            let prefix = index_prefix(hour, tag as u8, hash);
+            let high = encode_index_key(&IndexBlockKey {
+                hour,
+                tag: tag as u8,
+                hash,
+                minute: to_minute,
+                seq: u64::MAX,
             });
+            let mut read = rocksdb::ReadOptions::default();
+            read.set_prefix_same_as_start(true);
+            let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_INDEX), read);
+            iter.seek_for_prev(high);
+            let mut current = None;
+            while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+                if !key.starts_with(&prefix) {
+                    break;
+                }
+                let key =
+                    decode_index_key(key).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                if key.minute < from_minute {
+                    break;
+                }
+                if current != Some(key.minute) {
+                    flush(&mut minute, &mut hits);
+                    // Every later minute is older than what is held.
+                    if hits.len() >= limit {
+                        break;
+                    }
+                    current = Some(key.minute);
+                }
+                minute.extend(
+                    decode_index_entries(value)
+                        .ok_or_else(|| StorageError::Corrupt("index block".into()))?,
+                );
+                iter.prev();
+            }
+            iter.status()?;
+            flush(&mut minute, &mut hits);
         }
+        hits.truncate(limit);
         Ok(hits)
     }
 }
@@ -552,74 +794,84 @@ mod tests {
     }
 
     #[test]
-    fn expiry_gives_disk_space_back_after_compaction() {
+    fn expiry_drops_whole_partitions_and_gives_disk_space_back() {
         use crate::model::{AttrValue, KeyValue, TraceSummary};
         let dir = tempfile::tempdir().unwrap();
-        let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
-        // 200 traces of 50 spans with incompressible attributes, one per ms.
-        for n in 0..200u64 {
+        let id = |n: u64| {
             let mut trace_id = [0u8; 16];
             trace_id[8..].copy_from_slice(&(n + 1).to_be_bytes());
-            let trace_id = TraceId(trace_id);
-            let spans = (0..50u64)
-                .map(|i| Span {
-                    trace_id,
-                    span_id: SpanId((n * 1000 + i + 1).to_be_bytes()),
-                    start_ns: (n + 1) * 1_000_000,
-                    end_ns: (n + 1) * 1_000_000 + 10,
-                    attributes: vec![KeyValue::new(
-                        "noise",
-                        AttrValue::String(format!(
-                            "{:x}",
-                            (n * 7919 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                        )),
-                    )],
-                    ..Span::default()
-                })
-                .collect();
-            store
-                .append(n + 1, &[TraceChunk { trace_id, spans }])
-                .unwrap();
-            let trace = store.trace(trace_id).unwrap().unwrap();
-            store
-                .complete(
-                    &[TraceSummary::of(&trace, &Default::default(), true)],
-                    &[],
-                    &[],
-                )
-                .unwrap();
-        }
-        store.compact().unwrap();
-        let size = |dir: &Path| -> u64 {
-            std::fs::read_dir(dir)
-                .unwrap()
-                .filter_map(|e| e.ok())
-                .filter(|e| e.path().extension().is_some_and(|x| x == "sst"))
-                .map(|e| e.metadata().unwrap().len())
-                .sum()
+            TraceId(trace_id)
         };
-        let before = size(dir.path());
-        // Everything that started before 150 ms goes, in two rounds.
-        assert_eq!(store.expire(150_000, 100).unwrap(), 100);
-        assert_eq!(store.expire(150_000, 100).unwrap(), 49);
-        assert_eq!(store.expire(150_000, 100).unwrap(), 0);
-        store.compact().unwrap();
-        let after = size(dir.path());
-        assert!(after * 2 < before, "sst bytes {before} -> {after}");
-        let mut first = [0u8; 16];
-        first[15] = 1;
-        assert!(store.trace(TraceId(first)).unwrap().is_none());
-        assert!(store.summary(TraceId(first)).unwrap().is_none());
-        let mut kept = [0u8; 16];
-        kept[15] = 200;
-        assert_eq!(store.trace(TraceId(kept)).unwrap().unwrap().spans.len(), 50);
-        assert_eq!(
+        let all = |store: &RocksStore| {
             store
                 .scan_index(IndexTag::All, "", 0, u64::MAX, 1000)
                 .unwrap()
-                .len(),
-            51
-        );
+                .len()
+        };
+        {
+            let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
+            // 200 traces of 50 spans with incompressible attributes, one a
+            // minute over three hours and more, each received as it starts.
+            for n in 0..200u64 {
+                let trace_id = id(n);
+                let at_us = n * MINUTE_US + 1;
+                let spans = (0..50u64)
+                    .map(|i| Span {
+                        trace_id,
+                        span_id: SpanId((n * 1000 + i + 1).to_be_bytes()),
+                        start_ns: at_us * 1_000,
+                        end_ns: at_us * 1_000 + 10,
+                        attributes: vec![KeyValue::new(
+                            "noise",
+                            AttrValue::String(format!(
+                                "{:x}",
+                                (n * 7919 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                            )),
+                        )],
+                        ..Span::default()
+                    })
+                    .collect();
+                store
+                    .append(at_us, &[TraceChunk { trace_id, spans }])
+                    .unwrap();
+                let trace = store.trace(trace_id).unwrap().unwrap();
+                store
+                    .complete(
+                        &[TraceSummary::of(&trace, &Default::default(), true)],
+                        &[],
+                        &[],
+                    )
+                    .unwrap();
+            }
+            store.compact().unwrap();
+            let before = store.disk_bytes().unwrap();
+            assert_eq!(store.oldest_partition_us().unwrap(), Some(0));
+            // Everything before minute 150 goes: hours 0 and 1 whole, hour 2
+            // in part.
+            store.expire(150 * MINUTE_US).unwrap();
+            assert_eq!(store.oldest_partition_us().unwrap(), Some(2 * HOUR_US));
+            assert_eq!(all(&store), 50);
+            store.compact().unwrap();
+            let after = store.disk_bytes().unwrap();
+            assert!(after * 2 < before, "sst bytes {before} -> {after}");
+            // The index partitions are gone from disk, not only hidden.
+            let mut iter = store.db.raw_iterator_cf(store.cf(CF_INDEX));
+            iter.seek_to_first();
+            let first = decode_index_key(iter.key().unwrap()).unwrap();
+            assert_eq!(first.hour, 2);
+        }
+        // The cutoff holds after a restart.
+        let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
+        for gone in [0, 149] {
+            assert!(store.trace(id(gone)).unwrap().is_none());
+            assert!(store.summary(id(gone)).unwrap().is_none());
+        }
+        assert_eq!(store.trace(id(150)).unwrap().unwrap().spans.len(), 50);
+        assert_eq!(store.trace(id(199)).unwrap().unwrap().spans.len(), 50);
+        assert_eq!(all(&store), 50);
+        // An earlier cutoff changes nothing.
+        store.expire(MINUTE_US).unwrap();
+        assert_eq!(all(&store), 50);
     }
 
     #[test]

@@ -4,13 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::{json, Value};
 
 use super::error::{parse_trace_id, ApiError};
 use super::ApiState;
 use crate::ingest::now_us;
-use crate::model::{KeyValue, Span, SummaryKeys, TraceSummary};
+use crate::model::{AttrValue, KeyValue, Span, SummaryKeys, TraceSummary};
 use crate::storage::keys::pair_term;
 use crate::storage::IndexTag;
 
@@ -270,18 +273,37 @@ fn parse_time_us(text: &str) -> Option<u64> {
 pub async fn get_trace(
     State(state): State<Arc<ApiState>>,
     Path(trace_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let id = parse_trace_id(&trace_id)?;
     let trace = state
         .trace(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("trace {id} not found")))?;
-    let summary = state.summary(&trace).await?;
-    Ok(Json(json!({
-        "summary": summary_json(&summary),
-        "spans": trace.spans.iter().map(span_json).collect::<Vec<_>>(),
-        "findings": [],
-    })))
+    let summary = summary_json(&state.summary(&trace).await?);
+    let out = TraceOut {
+        summary,
+        spans: trace.spans,
+        findings: [],
+    };
+    // Sized up front: growing a megabyte-sized body copies it again and again.
+    let mut body = Vec::with_capacity(4096 + out.spans.len() * 2048);
+    serde_json::to_writer(&mut body, &out)
+        .map_err(|e| ApiError::Internal(format!("encoding the trace: {e}")))?;
+    Ok(([(http::header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// A trace as `GET /api/v1/traces/{trace_id}` answers it, serialized straight
+/// from the spans (no intermediate JSON tree: a 1,000-span trace is a hot path).
+#[derive(Serialize)]
+pub struct TraceOut {
+    summary: Value,
+    #[serde(serialize_with = "spans_out")]
+    spans: Vec<Span>,
+    findings: [(); 0],
+}
+
+fn spans_out<S: Serializer>(spans: &[Span], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(spans.iter().map(SpanOut))
 }
 
 pub fn summary_json(summary: &TraceSummary) -> Value {
@@ -300,44 +322,130 @@ pub fn summary_json(summary: &TraceSummary) -> Value {
     })
 }
 
-fn attributes_json(attributes: &[KeyValue]) -> Value {
-    Value::Object(
-        attributes
-            .iter()
-            .map(|kv| (kv.key.clone(), kv.value.to_json()))
-            .collect::<Map<_, _>>(),
-    )
+/// Attributes as one JSON object, in their order (OTLP keys are unique).
+struct AttrsOut<'a>(&'a [KeyValue]);
+
+impl Serialize for AttrsOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|kv| (&kv.key, ValueOut(&kv.value))))
+    }
 }
 
-fn span_json(span: &Span) -> Value {
-    json!({
-        "span_id": span.span_id.to_string(),
-        "parent_span_id": span.parent_span_id.map(|p| p.to_string()),
-        "service": span.service(),
-        "name": span.name,
-        "kind": span.kind.as_str(),
-        "start_us": span.start_ns / 1_000,
-        "duration_us": span.duration_ns() / 1_000,
-        "status": span.status.code.as_str(),
-        "status_message": span.status.message,
-        "attributes": attributes_json(&span.attributes),
-        "events": span.events.iter().map(|e| json!({
-            "name": e.name,
-            "time_us": e.time_ns / 1_000,
-            "attributes": attributes_json(&e.attributes),
-        })).collect::<Vec<_>>(),
-        "links": span.links.iter().map(|l| json!({
-            "trace_id": l.trace_id.to_string(),
-            "span_id": l.span_id.to_string(),
-        })).collect::<Vec<_>>(),
-        "resource": attributes_json(&span.resource.attributes),
-        "scope": {"name": span.scope.name, "version": span.scope.version},
-    })
+/// An attribute value keeping its JSON type, as `AttrValue::to_json` gives it.
+struct ValueOut<'a>(&'a AttrValue);
+
+impl Serialize for ValueOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            AttrValue::Empty => serializer.serialize_unit(),
+            AttrValue::String(s) => serializer.serialize_str(s),
+            AttrValue::Bool(b) => serializer.serialize_bool(*b),
+            AttrValue::Int(i) => serializer.serialize_i64(*i),
+            AttrValue::Double(d) if d.is_finite() => serializer.serialize_f64(*d),
+            // NaN and infinities have no JSON number; their text keeps them visible.
+            AttrValue::Double(d) => serializer.collect_str(d),
+            AttrValue::Bytes(b) => serializer.serialize_str(&hex::encode(b)),
+            AttrValue::Array(items) => serializer.collect_seq(items.iter().map(ValueOut)),
+            AttrValue::Map(entries) => AttrsOut(entries).serialize(serializer),
+        }
+    }
+}
+
+struct SpanOut<'a>(&'a Span);
+
+impl Serialize for SpanOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct EventOut<'a> {
+            name: &'a str,
+            time_us: u64,
+            attributes: AttrsOut<'a>,
+        }
+        #[derive(Serialize)]
+        struct LinkOut {
+            trace_id: String,
+            span_id: String,
+        }
+        #[derive(Serialize)]
+        struct ScopeOut<'a> {
+            name: &'a str,
+            version: &'a str,
+        }
+        let span = self.0;
+        let mut map = serializer.serialize_map(Some(14))?;
+        map.serialize_entry("span_id", &span.span_id.to_string())?;
+        map.serialize_entry(
+            "parent_span_id",
+            &span.parent_span_id.map(|p| p.to_string()),
+        )?;
+        map.serialize_entry("service", span.service())?;
+        map.serialize_entry("name", &span.name)?;
+        map.serialize_entry("kind", span.kind.as_str())?;
+        map.serialize_entry("start_us", &(span.start_ns / 1_000))?;
+        map.serialize_entry("duration_us", &(span.duration_ns() / 1_000))?;
+        map.serialize_entry("status", span.status.code.as_str())?;
+        map.serialize_entry("status_message", &span.status.message)?;
+        map.serialize_entry("attributes", &AttrsOut(&span.attributes))?;
+        map.serialize_entry(
+            "events",
+            &span
+                .events
+                .iter()
+                .map(|e| EventOut {
+                    name: &e.name,
+                    time_us: e.time_ns / 1_000,
+                    attributes: AttrsOut(&e.attributes),
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        map.serialize_entry(
+            "links",
+            &span
+                .links
+                .iter()
+                .map(|l| LinkOut {
+                    trace_id: l.trace_id.to_string(),
+                    span_id: l.span_id.to_string(),
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        map.serialize_entry("resource", &AttrsOut(&span.resource.attributes))?;
+        map.serialize_entry(
+            "scope",
+            &ScopeOut {
+                name: &span.scope.name,
+                version: &span.scope.version,
+            },
+        )?;
+        map.end()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attribute_values_serialize_as_their_json_form() {
+        let values = vec![
+            AttrValue::Empty,
+            AttrValue::String("a\"b".into()),
+            AttrValue::Bool(true),
+            AttrValue::Int(-3),
+            AttrValue::Double(1.5),
+            AttrValue::Double(f64::NAN),
+            AttrValue::Bytes(vec![0xab, 1]),
+            AttrValue::Array(vec![AttrValue::Int(1), AttrValue::String("x".into())]),
+            AttrValue::Map(vec![KeyValue::new("k", AttrValue::Double(f64::INFINITY))]),
+        ];
+        for value in values {
+            assert_eq!(
+                serde_json::to_value(ValueOut(&value)).unwrap(),
+                value.to_json(),
+                "{value:?}"
+            );
+        }
+    }
 
     #[test]
     fn durations_in_every_accepted_form() {

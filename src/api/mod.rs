@@ -48,11 +48,25 @@ impl ApiState {
             .map_err(ApiError::from)
     }
 
-    /// The summary of a trace as read now; complete once assembly closed it.
-    async fn summary(&self, trace: &Trace) -> Result<TraceSummary, ApiError> {
-        let trace_id = trace.trace_id;
-        let open = self.blocking(move |store| store.is_open(trace_id)).await?;
-        Ok(TraceSummary::of(trace, &self.summary_keys, !open))
+    /// A trace and its summary as read now, in one trip to storage: the
+    /// stored summary when assembly has completed the trace and nothing
+    /// arrived since, else one computed from the spans (not complete).
+    async fn trace_with_summary(
+        &self,
+        trace_id: TraceId,
+    ) -> Result<Option<(Trace, TraceSummary)>, ApiError> {
+        let keys = self.summary_keys.clone();
+        self.blocking(move |store| {
+            let Some(trace) = store.trace(trace_id)? else {
+                return Ok(None);
+            };
+            let summary = match store.summary(trace_id)? {
+                Some(stored) if stored.complete => stored,
+                _ => TraceSummary::of(&trace, &keys, false),
+            };
+            Ok(Some((trace, summary)))
+        })
+        .await
     }
 }
 

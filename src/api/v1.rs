@@ -275,11 +275,11 @@ pub async fn get_trace(
     Path(trace_id): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
     let id = parse_trace_id(&trace_id)?;
-    let trace = state
-        .trace(id)
+    let (trace, summary) = state
+        .trace_with_summary(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("trace {id} not found")))?;
-    let summary = summary_json(&state.summary(&trace).await?);
+    let summary = summary_json(&summary);
     let out = TraceOut {
         summary,
         spans: trace.spans,

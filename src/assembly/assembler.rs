@@ -202,21 +202,26 @@ pub fn complete_traces(
         store.settle(settled)?;
         return Ok(traces);
     }
-    let mut new_names: Vec<OperationName> = {
+    // Distinct names first, borrowed; only those are copied and looked up.
+    let mut names: Vec<(&str, &str, u8)> = traces
+        .iter()
+        .flat_map(|t| &t.spans)
+        .map(|s| (s.service(), s.name.as_str(), s.kind as u8))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let new_names: Vec<OperationName> = {
         let known = known.lock().expect("known names lock");
-        traces
-            .iter()
-            .flat_map(|t| &t.spans)
-            .map(|s| OperationName {
-                service: s.service().to_string(),
-                operation: s.name.clone(),
-                kind: s.kind as u8,
+        names
+            .into_iter()
+            .map(|(service, operation, kind)| OperationName {
+                service: service.to_string(),
+                operation: operation.to_string(),
+                kind,
             })
             .filter(|n| !known.contains(n))
             .collect()
     };
-    new_names.sort();
-    new_names.dedup();
     let summaries: Vec<TraceSummary> = traces
         .iter()
         .map(|trace| TraceSummary::of(trace, keys, true))

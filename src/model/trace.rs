@@ -1,6 +1,7 @@
 //! Groups of spans that share a trace id.
 
 use super::{Span, TraceId};
+use std::borrow::Cow;
 
 /// The spans of one trace that arrived in one request: the unit ingest writes.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -138,59 +139,65 @@ impl SummaryKeys {
 
 /// Sorted and deduplicated. Not capped: a trace has at most one distinct
 /// pair per span, so its index entries never outnumber its spans.
-fn distinct<T: Ord>(mut items: Vec<T>) -> Vec<T> {
-    items.sort();
-    items.dedup();
-    items
+/// A value's string form, borrowed when it is a string.
+fn string_form(value: &super::AttrValue) -> Cow<'_, str> {
+    match value {
+        super::AttrValue::String(s) => Cow::Borrowed(s),
+        other => Cow::Owned(other.to_string_form()),
+    }
 }
 
 impl TraceSummary {
     /// Summarises `trace`, picking up the values of `keys`.
     pub fn of(trace: &Trace, keys: &SummaryKeys, complete: bool) -> Self {
-        let correlation_keys = &keys.correlation;
+        // Borrowed while collecting: only the distinct values are copied.
         let root = trace.root();
         let start_ns = trace.start_ns();
-        let mut services: Vec<String> = trace
-            .spans
-            .iter()
-            .map(|s| s.service().to_string())
-            .collect();
-        services.sort();
+        let mut services: Vec<&str> = trace.spans.iter().map(|s| s.service()).collect();
+        services.sort_unstable();
         services.dedup();
-        let mut correlation_ids: Vec<String> = trace
+        let mut correlation_ids: Vec<Cow<str>> = trace
             .spans
             .iter()
             .flat_map(|span| {
                 span.attributes
                     .iter()
-                    .filter(|kv| correlation_keys.contains(&kv.key))
-                    .map(|kv| kv.value.to_string_form())
+                    .filter(|kv| keys.correlation.contains(&kv.key))
+                    .map(|kv| string_form(&kv.value))
             })
             .filter(|id| !id.is_empty())
             .collect();
-        correlation_ids.sort();
+        correlation_ids.sort_unstable();
         correlation_ids.dedup();
-        let operations = distinct(
+        let mut operations: Vec<(&str, &str)> = trace
+            .spans
+            .iter()
+            .map(|s| (s.service(), s.name.as_str()))
+            .collect();
+        operations.sort_unstable();
+        operations.dedup();
+        let mut attributes: Vec<(&str, Cow<str>)> = if keys.indexed.is_empty() {
+            Vec::new()
+        } else {
             trace
                 .spans
                 .iter()
-                .map(|s| (s.service().to_string(), s.name.clone()))
-                .collect(),
-        );
-        let attributes = if keys.indexed.is_empty() {
-            Vec::new()
-        } else {
-            distinct(
-                trace
-                    .spans
-                    .iter()
-                    .flat_map(|span| span.attributes.iter().chain(&span.resource.attributes))
-                    .filter(|kv| keys.indexed.contains(&kv.key))
-                    .map(|kv| (kv.key.clone(), kv.value.to_string_form()))
-                    .filter(|(k, v)| keys.indexes(k, v))
-                    .collect(),
-            )
+                .flat_map(|span| span.attributes.iter().chain(&span.resource.attributes))
+                .filter(|kv| keys.indexed.contains(&kv.key))
+                .map(|kv| (kv.key.as_str(), string_form(&kv.value)))
+                .filter(|(k, v)| keys.indexes(k, v))
+                .collect()
         };
+        attributes.sort_unstable();
+        attributes.dedup();
+        let owned = |(a, b): (&str, Cow<str>)| (a.to_string(), b.into_owned());
+        let services = services.into_iter().map(str::to_string).collect();
+        let correlation_ids = correlation_ids.into_iter().map(Cow::into_owned).collect();
+        let operations = operations
+            .into_iter()
+            .map(|(s, o)| (s.to_string(), o.to_string()))
+            .collect();
+        let attributes = attributes.into_iter().map(owned).collect();
         Self {
             trace_id: trace.trace_id,
             root_service: root.map(|s| s.service().to_string()).unwrap_or_default(),

@@ -643,7 +643,8 @@ impl TraceStore for RocksStore {
         let Some(mut summary) = self.stored_summary(trace_id)? else {
             return Ok(None);
         };
-        summary.complete = !self.is_open(trace_id)?;
+        // Open again when a chunk was received after the spans it covers.
+        summary.complete = !self.has_spans(trace_id, summary.last_received_us.saturating_add(1))?;
         Ok(Some(summary))
     }
 

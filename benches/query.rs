@@ -31,7 +31,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use tower::ServiceExt;
 use tracemap::api::{router, ApiState};
-use tracemap::assembly::{complete_traces, Pending};
+use tracemap::assembly::{complete_traces, prepare, Pending};
 use tracemap::ingest::{group_by_trace, now_us};
 use tracemap::model::{SummaryKeys, TraceId};
 use tracemap::receivers::otlp::convert::convert_request;
@@ -82,11 +82,17 @@ impl Fixture {
         let received_at_us = now_us();
         let journal = self.store.append(received_at_us, &chunks).expect("append");
         if assemble {
-            self.pending.extend(chunks.into_iter().map(|chunk| Pending {
-                trace_id: chunk.trace_id,
-                chunks: vec![(received_at_us, chunk.spans)],
-                from_storage: false,
-            }));
+            // Each trace's first chunk, prepared on arrival as assembly does.
+            for chunk in chunks {
+                let pending = prepare(
+                    chunk.trace_id,
+                    received_at_us,
+                    chunk.spans,
+                    &self.keys,
+                    &self.known,
+                );
+                self.pending.push(pending);
+            }
             self.journal.push(journal);
             if self.pending.len() >= BATCH {
                 self.complete_pending();
@@ -252,7 +258,7 @@ fn query(c: &mut Criterion) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if full { 10_000_000 } else { 20_000 });
     let mut fixture = build(target);
-    ingest_ratio(&mut fixture, if full { 200 } else { 4 });
+    ingest_ratio(&mut fixture, if full { 1000 } else { 4 });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::journal::JournalRefs;
-use super::open::Pending;
+use super::open::{Pending, Prepared};
 use super::OpenTraces;
 use crate::ingest::now_us;
 use crate::model::{Span, SummaryKeys, Trace, TraceId, TraceSummary};
@@ -85,10 +85,25 @@ impl Assembler {
                     for arrival in batch {
                         refs.hold(arrival.trace_id, arrival.journal);
                         let bytes = arrival.spans.iter().map(Span::memory_size).sum();
+                        let received = if table.contains(arrival.trace_id) {
+                            Pending {
+                                trace_id: arrival.trace_id,
+                                chunks: vec![(arrival.received_at_us, arrival.spans)],
+                                ..Pending::default()
+                            }
+                        } else {
+                            prepare(
+                                arrival.trace_id,
+                                arrival.received_at_us,
+                                arrival.spans,
+                                &self.summary_keys,
+                                &known,
+                            )
+                        };
                         early.extend(table.observe(
                             arrival.trace_id,
                             arrival.received_at_us,
-                            Some(arrival.spans),
+                            Some(received),
                             bytes,
                         ));
                     }
@@ -154,12 +169,72 @@ impl Assembler {
     }
 }
 
+/// The first chunk of a trace, assembled and summarised now, while its spans
+/// are fresh in the CPU caches (see `Prepared`); spans without a service are
+/// kept as received, since a later chunk may bring the ancestor they take
+/// their service from.
+pub fn prepare(
+    trace_id: TraceId,
+    received_at_us: u64,
+    spans: Vec<Span>,
+    keys: &SummaryKeys,
+    known: &Mutex<HashSet<OperationName>>,
+) -> Pending {
+    if spans.is_empty() || spans.iter().any(|s| s.service().is_empty()) {
+        return Pending {
+            trace_id,
+            chunks: vec![(received_at_us, spans)],
+            ..Pending::default()
+        };
+    }
+    let Some(trace) = merge_chunks(trace_id, [(received_at_us, spans)]) else {
+        return Pending {
+            trace_id,
+            ..Pending::default()
+        };
+    };
+    let summary = TraceSummary::of(&trace, keys, true);
+    let new_names = unknown_names(std::slice::from_ref(&trace), known);
+    Pending {
+        trace_id,
+        prepared: Some(Prepared {
+            trace,
+            summary,
+            new_names,
+        }),
+        ..Pending::default()
+    }
+}
+
+/// The operation names of `traces` not in `known`, sorted: distinct names
+/// first, borrowed, so only those are copied and looked up.
+fn unknown_names(traces: &[Trace], known: &Mutex<HashSet<OperationName>>) -> Vec<OperationName> {
+    let mut names: Vec<(&str, &str, u8)> = traces
+        .iter()
+        .flat_map(|t| &t.spans)
+        .map(|s| (s.service(), s.name.as_str(), s.kind as u8))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let known = known.lock().expect("known names lock");
+    names
+        .into_iter()
+        .map(|(service, operation, kind)| OperationName {
+            service: service.to_string(),
+            operation: operation.to_string(),
+            kind,
+        })
+        .filter(|n| !known.contains(n))
+        .collect()
+}
+
 /// Completes traces in storage, as the assembly task does, in one write
-/// batch: assembles each from the chunks it received while open (reading
-/// storage instead when it was recovered after a restart, or completed before
-/// and so holds earlier spans there), writes the summaries, index entries and
-/// operation names not in `known` (adding them there), and deletes the
-/// `settled` journal entries. Returns the traces that have spans. Blocking.
+/// batch: assembles each from the chunks it received while open (or takes
+/// the trace prepared on arrival), reading storage instead when it was
+/// recovered after a restart, or completed before and so holds earlier spans
+/// there; writes the summaries, index entries and operation names not in
+/// `known` (adding them there), and deletes the `settled` journal entries.
+/// Returns the traces that have spans. Blocking.
 pub fn complete_traces(
     store: &dyn TraceStore,
     pending: Vec<Pending>,
@@ -172,10 +247,7 @@ pub fn complete_traces(
     let mut position: HashMap<TraceId, usize> = HashMap::with_capacity(pending.len());
     for p in pending {
         match position.get(&p.trace_id) {
-            Some(&at) => {
-                merged[at].chunks.extend(p.chunks);
-                merged[at].from_storage |= p.from_storage;
-            }
+            Some(&at) => merged[at].absorb(p),
             None => {
                 position.insert(p.trace_id, merged.len());
                 merged.push(p);
@@ -183,49 +255,50 @@ pub fn complete_traces(
         }
     }
     let mut traces = Vec::with_capacity(merged.len());
+    let mut summaries: Vec<TraceSummary> = Vec::with_capacity(merged.len());
+    let mut new_names: Vec<OperationName> = Vec::new();
+    // Traces assembled here, whose summaries and names are still to compute.
+    let mut assembled = Vec::new();
     for Pending {
         trace_id,
         mut chunks,
         from_storage,
+        prepared,
     } in merged
     {
-        let trace = if from_storage || chunks.is_empty() || store.was_completed(trace_id)? {
-            store.trace(trace_id)?
+        if from_storage || store.was_completed(trace_id)? {
+            assembled.extend(store.trace(trace_id)?);
+        } else if let Some(prepared) = prepared {
+            summaries.push(prepared.summary);
+            new_names.extend(prepared.new_names);
+            traces.push(prepared.trace);
+        } else if chunks.is_empty() {
+            assembled.extend(store.trace(trace_id)?);
         } else {
             // As storage orders them: concurrent writes may arrive out of order.
             chunks.sort_by_key(|(received_at_us, _)| *received_at_us);
-            merge_chunks(trace_id, chunks)
-        };
-        traces.extend(trace);
+            assembled.extend(merge_chunks(trace_id, chunks));
+        }
     }
+    new_names.extend(unknown_names(&assembled, known));
+    summaries.extend(
+        assembled
+            .iter()
+            .map(|trace| TraceSummary::of(trace, keys, true)),
+    );
+    traces.extend(assembled);
     if traces.is_empty() {
         store.settle(settled)?;
         return Ok(traces);
     }
-    // Distinct names first, borrowed; only those are copied and looked up.
-    let mut names: Vec<(&str, &str, u8)> = traces
-        .iter()
-        .flat_map(|t| &t.spans)
-        .map(|s| (s.service(), s.name.as_str(), s.kind as u8))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    let new_names: Vec<OperationName> = {
+    new_names.sort();
+    new_names.dedup();
+    {
+        // Prepared names were unknown on arrival; another trace may have
+        // written them since.
         let known = known.lock().expect("known names lock");
-        names
-            .into_iter()
-            .map(|(service, operation, kind)| OperationName {
-                service: service.to_string(),
-                operation: operation.to_string(),
-                kind,
-            })
-            .filter(|n| !known.contains(n))
-            .collect()
-    };
-    let summaries: Vec<TraceSummary> = traces
-        .iter()
-        .map(|trace| TraceSummary::of(trace, keys, true))
-        .collect();
+        new_names.retain(|n| !known.contains(n));
+    }
     store.complete(&summaries, &new_names, settled)?;
     known.lock().expect("known names lock").extend(new_names);
     Ok(traces)
@@ -290,14 +363,27 @@ mod tests {
                 if at_1 == at_2 && resent > 0 {
                     return Ok(());
                 }
-                let pending = vec![Pending {
-                    trace_id,
-                    chunks,
-                    from_storage: false,
-                }];
-                let assembled = complete_traces(&store, pending, &keys, &known, &[]).unwrap();
+                // The first chunk prepared on arrival, as the assembly task
+                // does; a second one makes it assemble them again.
+                let mut chunks = chunks.into_iter();
+                let (at, spans) = chunks.next().expect("a first chunk");
+                let mut pending = prepare(trace_id, at, spans, &keys, &known);
+                prop_assert!(pending.prepared.is_some());
+                for (at, spans) in chunks {
+                    pending.absorb(Pending {
+                        trace_id,
+                        chunks: vec![(at, spans)],
+                        ..Pending::default()
+                    });
+                }
+                let assembled = complete_traces(&store, vec![pending], &keys, &known, &[]).unwrap();
                 prop_assert_eq!(assembled.len(), 1);
-                prop_assert_eq!(&assembled[0], &store.trace(trace_id).unwrap().unwrap());
+                let stored = store.trace(trace_id).unwrap().unwrap();
+                prop_assert_eq!(&assembled[0], &stored);
+                prop_assert_eq!(
+                    store.summary(trace_id).unwrap().unwrap(),
+                    TraceSummary::of(&stored, &keys, true)
+                );
                 Ok(())
             })
             .unwrap();
@@ -331,7 +417,7 @@ mod tests {
             let pending = vec![Pending {
                 trace_id,
                 chunks: vec![(at, vec![span(n)])],
-                from_storage: false,
+                ..Pending::default()
             }];
             complete_traces(&store, pending, &keys, &known, &[]).unwrap();
         }
@@ -364,7 +450,7 @@ mod tests {
             Pending {
                 trace_id,
                 chunks: vec![(n as u64, vec![span(n)])],
-                from_storage: false,
+                ..Pending::default()
             }
         };
         let batch = vec![pending(1), pending(2)];

@@ -16,5 +16,5 @@ mod assembler;
 mod journal;
 mod open;
 
-pub use assembler::{complete_traces, Arrival, Assembler};
-pub use open::{OpenTraces, Pending};
+pub use assembler::{complete_traces, prepare, Arrival, Assembler};
+pub use open::{OpenTraces, Pending, Prepared};

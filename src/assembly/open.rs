@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::model::{Span, TraceId};
+use crate::model::{Span, Trace, TraceId, TraceSummary};
+use crate::storage::OperationName;
 
 #[derive(Debug)]
 struct OpenTrace {
@@ -22,6 +23,40 @@ pub struct Pending {
     /// Storage holds spans of the trace that `chunks` does not (it was
     /// recovered after a restart), so completion reads it from there.
     pub from_storage: bool,
+    /// The trace assembled and summarised when its first chunk arrived, kept
+    /// while that chunk is all it received (`chunks` is then empty).
+    pub prepared: Option<Prepared>,
+}
+
+/// A one-chunk trace assembled on arrival, while its spans were fresh in the
+/// CPU caches: at completion, ten seconds later, walking them again costs a
+/// cache miss per attribute.
+#[derive(Debug)]
+pub struct Prepared {
+    pub trace: Trace,
+    pub summary: TraceSummary,
+    /// Operation names of the trace not known when it arrived.
+    pub new_names: Vec<OperationName>,
+}
+
+impl Pending {
+    /// Adds what `other` received, giving up the prepared trace: the spans
+    /// are assembled again at completion.
+    pub fn absorb(&mut self, other: Pending) {
+        self.unprepare();
+        let mut other = other;
+        other.unprepare();
+        self.chunks.extend(other.chunks);
+        self.from_storage |= other.from_storage;
+    }
+
+    /// A prepared trace's spans, deduplicated and sorted, are its one chunk.
+    fn unprepare(&mut self) {
+        if let Some(prepared) = self.prepared.take() {
+            let chunk = (prepared.trace.last_received_us, prepared.trace.spans);
+            self.chunks.insert(0, chunk);
+        }
+    }
 }
 
 /// Open traces, ordered by last and first arrival for the completion scan.
@@ -58,7 +93,12 @@ impl OpenTraces {
         self.bytes
     }
 
-    /// Records spans of `trace_id` received at `at_us`: `spans`, standing for
+    /// Whether the trace is open (a chunk for it would not be its first).
+    pub fn contains(&self, trace_id: TraceId) -> bool {
+        self.traces.contains_key(&trace_id)
+    }
+
+    /// Records what `trace_id` received at `at_us`: `received`, standing for
     /// `bytes` of memory, or `None` for spans that are only in storage (a
     /// trace recovered after a restart). Returns the traces that must be
     /// completed early because the table is over its bounds, oldest first
@@ -67,7 +107,7 @@ impl OpenTraces {
         &mut self,
         trace_id: TraceId,
         at_us: u64,
-        spans: Option<Vec<Span>>,
+        received: Option<Pending>,
         bytes: usize,
     ) -> Vec<Pending> {
         let open = self.traces.entry(trace_id).or_insert_with(|| {
@@ -89,9 +129,19 @@ impl OpenTraces {
             self.by_last_seen.insert((at_us, trace_id));
         }
         open.bytes += bytes;
-        match spans {
-            Some(spans) => open.pending.chunks.push((at_us, spans)),
-            None => open.pending.from_storage = true,
+        let received = received.unwrap_or(Pending {
+            trace_id,
+            from_storage: true,
+            ..Pending::default()
+        });
+        if open.pending.chunks.is_empty()
+            && open.pending.prepared.is_none()
+            && !open.pending.from_storage
+        {
+            open.pending = received;
+            open.pending.trace_id = trace_id;
+        } else {
+            open.pending.absorb(received);
         }
         self.bytes += bytes;
         let mut evicted = Vec::new();
@@ -148,8 +198,11 @@ mod tests {
         pending.into_iter().map(|p| p.trace_id).collect()
     }
 
-    fn spans(n: usize) -> Option<Vec<Span>> {
-        Some(vec![Span::default(); n])
+    fn spans(n: usize) -> Option<Pending> {
+        Some(Pending {
+            chunks: vec![(0, vec![Span::default(); n])],
+            ..Pending::default()
+        })
     }
 
     #[test]
@@ -197,8 +250,14 @@ mod tests {
     #[test]
     fn completion_takes_the_chunks_received_while_open() {
         let mut table = OpenTraces::new(100, 1 << 20);
-        table.observe(id(1), 1_000, spans(2), 10);
-        table.observe(id(1), 2_000, spans(3), 10);
+        let chunk = |at: u64, n: usize| {
+            Some(Pending {
+                chunks: vec![(at, vec![Span::default(); n])],
+                ..Pending::default()
+            })
+        };
+        table.observe(id(1), 1_000, chunk(1_000, 2), 10);
+        table.observe(id(1), 2_000, chunk(2_000, 3), 10);
         table.observe(id(2), 1_500, None, 0);
         let mut due = table.take_due(20_000, 10_000, 1_000_000);
         due.sort_by_key(|p| p.trace_id);

@@ -151,6 +151,17 @@ impl TraceSummary {
     /// Summarises `trace`, picking up the values of `keys`.
     pub fn of(trace: &Trace, keys: &SummaryKeys, complete: bool) -> Self {
         // Borrowed while collecting: only the distinct values are copied.
+        // Most attribute keys are not looked for: a mask of the wanted keys'
+        // lengths turns them away before any string comparison.
+        let lengths = |list: &[String]| {
+            list.iter()
+                .fold(0u128, |mask, key| mask | 1u128 << key.len().min(127))
+        };
+        let (correlation_lengths, indexed_lengths) =
+            (lengths(&keys.correlation), lengths(&keys.indexed));
+        let wanted = |mask: u128, list: &[String], key: &str| {
+            mask & 1u128 << key.len().min(127) != 0 && list.iter().any(|k| k == key)
+        };
         let root = trace.root();
         let start_ns = trace.start_ns();
         let mut services: Vec<&str> = trace.spans.iter().map(|s| s.service()).collect();
@@ -162,7 +173,7 @@ impl TraceSummary {
             .flat_map(|span| {
                 span.attributes
                     .iter()
-                    .filter(|kv| keys.correlation.contains(&kv.key))
+                    .filter(|kv| wanted(correlation_lengths, &keys.correlation, &kv.key))
                     .map(|kv| string_form(&kv.value))
             })
             .filter(|id| !id.is_empty())
@@ -183,7 +194,7 @@ impl TraceSummary {
                 .spans
                 .iter()
                 .flat_map(|span| span.attributes.iter().chain(&span.resource.attributes))
-                .filter(|kv| keys.indexed.contains(&kv.key))
+                .filter(|kv| wanted(indexed_lengths, &keys.indexed, &kv.key))
                 .map(|kv| (kv.key.as_str(), string_form(&kv.value)))
                 .filter(|(k, v)| keys.indexes(k, v))
                 .collect()

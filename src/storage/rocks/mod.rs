@@ -134,6 +134,9 @@ impl RocksStore {
         // Most point reads (was this trace completed before?) miss.
         summary_table.set_bloom_filter(10.0, false);
         traces.set_block_based_table_factory(&summary_table);
+        // The same for the memtable, which a point read otherwise searches.
+        traces.set_memtable_whole_key_filtering(true);
+        traces.set_memtable_prefix_bloom_ratio(0.1);
         let mut index = Options::default();
         index.set_compression_type(DBCompressionType::Lz4);
         // Scans stay within one hour·tag·hash; a prefix bloom skips files without it.

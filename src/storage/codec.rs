@@ -332,26 +332,67 @@ fn put_span(buf: &mut Vec<u8>, span: &Span, resource: u32, scope: u32) {
     put_varint(buf, 18, u64::from(span.dropped_links));
 }
 
-/// Encodes a completed trace's summary (the `traces` column family value).
-/// Encodes a summary whose index entries are in the blocks of batch `index_seq`.
+/// Encodes a completed trace's summary (the `traces` column family value),
+/// whose index entries are in the blocks of batch `index_seq`. Written
+/// directly, byte for byte what prost writes for `pb::TraceSummary`, without
+/// copying the strings into one first.
 pub fn encode_summary(summary: &TraceSummary, index_seq: u64) -> Vec<u8> {
-    pb::TraceSummary {
-        root_service: summary.root_service.clone(),
-        root_operation: summary.root_operation.clone(),
-        start_ns: summary.start_ns,
-        duration_ns: summary.duration_ns,
-        span_count: u32::try_from(summary.span_count).unwrap_or(u32::MAX),
-        error_count: u32::try_from(summary.error_count).unwrap_or(u32::MAX),
-        services: summary.services.clone(),
-        correlation_ids: summary.correlation_ids.clone(),
-        last_received_us: summary.last_received_us,
-        operations: to_pairs(&summary.operations),
-        attributes: to_pairs(&summary.attributes),
-        index_seq,
+    let strings_len = |tag: u32, list: &[String]| -> usize {
+        list.iter().map(|s| nested_len(tag, s.len())).sum()
+    };
+    let pair_len =
+        |(first, second): &(String, String)| string_len(1, first) + string_len(2, second);
+    let pairs_len = |tag: u32, list: &[(String, String)]| -> usize {
+        list.iter().map(|p| nested_len(tag, pair_len(p))).sum()
+    };
+    let span_count = u32::try_from(summary.span_count).unwrap_or(u32::MAX);
+    let error_count = u32::try_from(summary.error_count).unwrap_or(u32::MAX);
+    let len = string_len(1, &summary.root_service)
+        + string_len(2, &summary.root_operation)
+        + if summary.start_ns == 0 {
+            0
+        } else {
+            key_len(3) + 8
+        }
+        + varint_len(4, summary.duration_ns)
+        + varint_len(5, u64::from(span_count))
+        + varint_len(6, u64::from(error_count))
+        + strings_len(7, &summary.services)
+        + strings_len(8, &summary.correlation_ids)
+        + varint_len(9, summary.last_received_us)
+        + pairs_len(10, &summary.operations)
+        + pairs_len(11, &summary.attributes)
+        + varint_len(12, index_seq);
+    let mut buf = Vec::with_capacity(len);
+    put_string(&mut buf, 1, &summary.root_service);
+    put_string(&mut buf, 2, &summary.root_operation);
+    if summary.start_ns != 0 {
+        put_fixed64(&mut buf, 3, summary.start_ns);
     }
-    .encode_to_vec()
+    put_varint(&mut buf, 4, summary.duration_ns);
+    put_varint(&mut buf, 5, u64::from(span_count));
+    put_varint(&mut buf, 6, u64::from(error_count));
+    for (tag, list) in [(7, &summary.services), (8, &summary.correlation_ids)] {
+        for item in list {
+            // Repeated elements are written even when empty.
+            put_nested(&mut buf, tag, item.len());
+            buf.extend_from_slice(item.as_bytes());
+        }
+    }
+    put_varint(&mut buf, 9, summary.last_received_us);
+    for (tag, list) in [(10, &summary.operations), (11, &summary.attributes)] {
+        for pair in list {
+            put_nested(&mut buf, tag, pair_len(pair));
+            put_string(&mut buf, 1, &pair.0);
+            put_string(&mut buf, 2, &pair.1);
+        }
+    }
+    put_varint(&mut buf, 12, index_seq);
+    debug_assert_eq!(buf.len(), len);
+    buf
 }
 
+#[cfg(test)]
 fn to_pairs(pairs: &[(String, String)]) -> Vec<pb::StringPair> {
     pairs
         .iter()
@@ -754,6 +795,55 @@ pub(crate) mod tests {
             decode_summary(TraceId([4; 16]), &encode_summary(&summary, 77)).unwrap(),
             (summary, 77)
         );
+    }
+
+    fn encode_summary_reference(summary: &TraceSummary, index_seq: u64) -> Vec<u8> {
+        pb::TraceSummary {
+            root_service: summary.root_service.clone(),
+            root_operation: summary.root_operation.clone(),
+            start_ns: summary.start_ns,
+            duration_ns: summary.duration_ns,
+            span_count: u32::try_from(summary.span_count).unwrap_or(u32::MAX),
+            error_count: u32::try_from(summary.error_count).unwrap_or(u32::MAX),
+            services: summary.services.clone(),
+            correlation_ids: summary.correlation_ids.clone(),
+            last_received_us: summary.last_received_us,
+            operations: to_pairs(&summary.operations),
+            attributes: to_pairs(&summary.attributes),
+            index_seq,
+        }
+        .encode_to_vec()
+    }
+
+    proptest! {
+        #[test]
+        fn direct_summary_encoding_matches_prost(
+            root in ".{0,8}",
+            start_ns in proptest::option::of(any::<u64>()),
+            counts in (any::<u64>(), 0usize..3, 0usize..3, any::<u64>(), any::<u64>()),
+            services in proptest::collection::vec(".{0,6}", 0..4),
+            pairs in proptest::collection::vec((".{0,5}", ".{0,5}"), 0..4),
+        ) {
+            let summary = TraceSummary {
+                trace_id: TraceId([1; 16]),
+                root_service: root.clone(),
+                root_operation: root,
+                start_ns: start_ns.unwrap_or(0),
+                duration_ns: counts.0,
+                span_count: counts.1,
+                error_count: counts.2,
+                services: services.clone(),
+                correlation_ids: services,
+                operations: pairs.clone(),
+                attributes: pairs,
+                complete: false,
+                last_received_us: counts.3,
+            };
+            prop_assert_eq!(
+                encode_summary(&summary, counts.4),
+                encode_summary_reference(&summary, counts.4)
+            );
+        }
     }
 
     #[test]

@@ -512,7 +512,7 @@ impl TraceStore for RocksStore {
         // Blocks holding entries of earlier completions, edited; and this
         // batch's blocks: one per indexed value and start minute.
         let mut edits: HashMap<[u8; INDEX_KEY_LEN], Vec<IndexHit>> = HashMap::new();
-        let mut blocks: HashMap<IndexBlockKey, Vec<IndexHit>> = HashMap::new();
+        let mut entries: Vec<(IndexBlockKey, IndexHit)> = Vec::new();
         for summary in summaries {
             if let Some((old, old_seq)) = self.stored_summary_seq(summary.trace_id)? {
                 self.unindex(&old, old_seq, &mut edits)?;
@@ -523,10 +523,10 @@ impl TraceStore for RocksStore {
                 duration_us: summary.duration_ns / 1_000,
                 error: summary.error_count > 0,
             };
-            for entry in index_keys(summary) {
+            entries.extend(index_keys(summary).into_iter().map(|entry| {
                 let key = IndexBlockKey::of(entry.tag, entry.hash, entry.start_us, seq);
-                blocks.entry(key).or_default().push(hit);
-            }
+                (key, hit)
+            }));
             batch.put_cf(
                 self.cf(CF_TRACES),
                 summary.trace_id.as_bytes(),
@@ -540,14 +540,22 @@ impl TraceStore for RocksStore {
                 batch.put_cf(index_cf, key, encode_index_entries(&block));
             }
         }
-        for (key, mut block) in blocks {
-            block.sort_by_key(|hit| std::cmp::Reverse((hit.start_us, hit.trace_id)));
-            self.note_index_hour(key.hour);
-            batch.put_cf(
-                index_cf,
-                encode_index_key(&key),
-                encode_index_entries(&block),
-            );
+        // Grouped by block, each block's entries newest first.
+        entries.sort_unstable_by_key(|(key, hit)| {
+            (*key, std::cmp::Reverse((hit.start_us, hit.trace_id)))
+        });
+        let mut block: Vec<IndexHit> = Vec::new();
+        for (n, (key, hit)) in entries.iter().enumerate() {
+            block.push(*hit);
+            if entries.get(n + 1).is_none_or(|(next, _)| next != key) {
+                self.note_index_hour(key.hour);
+                batch.put_cf(
+                    index_cf,
+                    encode_index_key(key),
+                    encode_index_entries(&block),
+                );
+                block.clear();
+            }
         }
         batch.put_cf(self.cf(CF_META), META_INDEX_SEQ, seq.to_be_bytes());
         for key in settled {

@@ -111,8 +111,8 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AttrValue, KeyValue, Span, SpanId, TraceChunk, TraceId, TraceSummary};
-    use crate::storage::keys::MINUTE_US;
+    use crate::model::TraceId;
+    use crate::storage::rocks::tests::minutely_traffic;
     use crate::storage::rocks::{RocksOptions, RocksStore};
     use crate::storage::IndexTag;
 
@@ -122,32 +122,7 @@ mod tests {
     /// `hours` hours from `from_us`.
     fn store_with_traffic(dir: &std::path::Path, from_us: u64, hours: u64) -> RocksStore {
         let store = RocksStore::open(dir, &RocksOptions::default()).unwrap();
-        for n in 0..hours * 60 {
-            let at_us = from_us + n * MINUTE_US;
-            let trace_id = TraceId((u128::from(n) + 1).to_be_bytes());
-            let spans = (0..40u64)
-                .map(|i| Span {
-                    trace_id,
-                    span_id: SpanId((n * 100 + i + 1).to_be_bytes()),
-                    start_ns: at_us * 1_000,
-                    end_ns: at_us * 1_000 + 1_000,
-                    attributes: vec![KeyValue::new(
-                        "noise",
-                        AttrValue::String(format!(
-                            "{:x}",
-                            (n * 131 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                        )),
-                    )],
-                    ..Span::default()
-                })
-                .collect();
-            store
-                .append(at_us, &[TraceChunk { trace_id, spans }])
-                .unwrap();
-            let trace = store.trace(trace_id).unwrap().unwrap();
-            let summary = TraceSummary::of(&trace, &Default::default(), true);
-            store.complete(&[summary], &[], &[]).unwrap();
-        }
+        minutely_traffic(&store, from_us, hours * 60, 40);
         store.compact().unwrap();
         store
     }

@@ -190,6 +190,16 @@ impl RocksStore {
         &self.path
     }
 
+    /// Flushes the memtables and waits until RocksDB has no compaction left
+    /// to run (or `timeout` passed): a quiescent store, for measurements.
+    pub fn wait_for_compactions(&self, timeout: std::time::Duration) -> Result<(), StorageError> {
+        let mut options = rocksdb::WaitForCompactOptions::default();
+        options.set_flush(true);
+        options.set_timeout(timeout.as_micros() as u64);
+        self.db.wait_for_compact(&options)?;
+        Ok(())
+    }
+
     /// Entries in the `open` journal: requests with a trace not yet completed
     /// past them (and, until recovery or the next completion, a few settled).
     pub fn journal_entries(&self) -> Result<usize, StorageError> {
@@ -739,9 +749,42 @@ impl TraceStore for RocksStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{Span, SpanId};
+
+    /// Writes and completes `traces` traces of `spans` spans with
+    /// incompressible attributes, one a minute from `first_us`, each received
+    /// as it starts; trace n's id is n + 1.
+    pub(crate) fn minutely_traffic(store: &RocksStore, first_us: u64, traces: u64, spans: u64) {
+        use crate::model::{AttrValue, KeyValue, TraceSummary};
+        for n in 0..traces {
+            let trace_id = TraceId((u128::from(n) + 1).to_be_bytes());
+            let at_us = first_us + n * MINUTE_US;
+            let spans = (0..spans)
+                .map(|i| Span {
+                    trace_id,
+                    span_id: SpanId((n * 1000 + i + 1).to_be_bytes()),
+                    start_ns: at_us * 1_000,
+                    end_ns: at_us * 1_000 + 1_000,
+                    attributes: vec![KeyValue::new(
+                        "noise",
+                        AttrValue::String(format!(
+                            "{:x}",
+                            (n * 7919 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        )),
+                    )],
+                    ..Span::default()
+                })
+                .collect();
+            store
+                .append(at_us, &[TraceChunk { trace_id, spans }])
+                .unwrap();
+            let trace = store.trace(trace_id).unwrap().unwrap();
+            let summary = TraceSummary::of(&trace, &Default::default(), true);
+            store.complete(&[summary], &[], &[]).unwrap();
+        }
+    }
 
     #[test]
     fn spans_survive_reopen() {
@@ -807,7 +850,6 @@ mod tests {
 
     #[test]
     fn expiry_drops_whole_partitions_and_gives_disk_space_back() {
-        use crate::model::{AttrValue, KeyValue, TraceSummary};
         let dir = tempfile::tempdir().unwrap();
         let id = |n: u64| {
             let mut trace_id = [0u8; 16];
@@ -824,37 +866,7 @@ mod tests {
             let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
             // 200 traces of 50 spans with incompressible attributes, one a
             // minute over three hours and more, each received as it starts.
-            for n in 0..200u64 {
-                let trace_id = id(n);
-                let at_us = n * MINUTE_US + 1;
-                let spans = (0..50u64)
-                    .map(|i| Span {
-                        trace_id,
-                        span_id: SpanId((n * 1000 + i + 1).to_be_bytes()),
-                        start_ns: at_us * 1_000,
-                        end_ns: at_us * 1_000 + 10,
-                        attributes: vec![KeyValue::new(
-                            "noise",
-                            AttrValue::String(format!(
-                                "{:x}",
-                                (n * 7919 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                            )),
-                        )],
-                        ..Span::default()
-                    })
-                    .collect();
-                store
-                    .append(at_us, &[TraceChunk { trace_id, spans }])
-                    .unwrap();
-                let trace = store.trace(trace_id).unwrap().unwrap();
-                store
-                    .complete(
-                        &[TraceSummary::of(&trace, &Default::default(), true)],
-                        &[],
-                        &[],
-                    )
-                    .unwrap();
-            }
+            minutely_traffic(&store, 1, 200, 50);
             store.compact().unwrap();
             let before = store.disk_bytes().unwrap();
             assert_eq!(store.oldest_partition_us().unwrap(), Some(0));

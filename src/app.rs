@@ -85,7 +85,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let store = Arc::new(store);
     let trace_store: Arc<dyn TraceStore> = store.clone();
 
-    let (arrivals_tx, arrivals_rx) = tokio::sync::mpsc::channel(1024);
+    // Arrivals carry the requests' decoded spans to assembly, whose table is
+    // bounded by `max_open_bytes`; the channel holds a few requests at most.
+    // A sender waiting here still holds its request's in-flight reservation,
+    // so a slow assembly turns into retryable refusals, not memory.
+    let (arrivals_tx, arrivals_rx) = tokio::sync::mpsc::channel(16);
     let ingest = Arc::new(
         Ingest::new(
             trace_store.clone(),

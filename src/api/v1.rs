@@ -295,7 +295,7 @@ pub async fn get_trace(
 /// A trace as `GET /api/v1/traces/{trace_id}` answers it, serialized straight
 /// from the spans (no intermediate JSON tree: a 1,000-span trace is a hot path).
 #[derive(Serialize)]
-pub struct TraceOut {
+struct TraceOut {
     summary: Value,
     #[serde(serialize_with = "spans_out")]
     spans: Vec<Span>,

@@ -86,11 +86,7 @@ impl Assembler {
                         refs.hold(arrival.trace_id, arrival.journal);
                         let bytes = arrival.spans.iter().map(Span::memory_size).sum();
                         let received = if table.contains(arrival.trace_id) {
-                            Pending {
-                                trace_id: arrival.trace_id,
-                                chunks: vec![(arrival.received_at_us, arrival.spans)],
-                                ..Pending::default()
-                            }
+                            Pending::received(arrival.trace_id, arrival.received_at_us, arrival.spans)
                         } else {
                             prepare(
                                 arrival.trace_id,
@@ -181,11 +177,7 @@ pub fn prepare(
     known: &Mutex<HashSet<OperationName>>,
 ) -> Pending {
     if spans.is_empty() || spans.iter().any(|s| s.service().is_empty()) {
-        return Pending {
-            trace_id,
-            chunks: vec![(received_at_us, spans)],
-            ..Pending::default()
-        };
+        return Pending::received(trace_id, received_at_us, spans);
     }
     let Some(trace) = merge_chunks(trace_id, [(received_at_us, spans)]) else {
         return Pending {
@@ -370,11 +362,7 @@ mod tests {
                 let mut pending = prepare(trace_id, at, spans, &keys, &known);
                 prop_assert!(pending.prepared.is_some());
                 for (at, spans) in chunks {
-                    pending.absorb(Pending {
-                        trace_id,
-                        chunks: vec![(at, spans)],
-                        ..Pending::default()
-                    });
+                    pending.absorb(Pending::received(trace_id, at, spans));
                 }
                 let assembled = complete_traces(&store, vec![pending], &keys, &known, &[]).unwrap();
                 prop_assert_eq!(assembled.len(), 1);
@@ -414,11 +402,7 @@ mod tests {
                     }],
                 )
                 .unwrap();
-            let pending = vec![Pending {
-                trace_id,
-                chunks: vec![(at, vec![span(n)])],
-                ..Pending::default()
-            }];
+            let pending = vec![Pending::received(trace_id, at, vec![span(n)])];
             complete_traces(&store, pending, &keys, &known, &[]).unwrap();
         }
         let summary = store.summary(trace_id).unwrap().unwrap();
@@ -447,11 +431,7 @@ mod tests {
                     }],
                 )
                 .unwrap();
-            Pending {
-                trace_id,
-                chunks: vec![(n as u64, vec![span(n)])],
-                ..Pending::default()
-            }
+            Pending::received(trace_id, n as u64, vec![span(n)])
         };
         let batch = vec![pending(1), pending(2)];
         let known = Mutex::new(HashSet::new());

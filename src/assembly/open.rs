@@ -40,6 +40,15 @@ pub struct Prepared {
 }
 
 impl Pending {
+    /// One chunk of `trace_id`, received at `received_at_us`, as received.
+    pub fn received(trace_id: TraceId, received_at_us: u64, spans: Vec<Span>) -> Self {
+        Self {
+            trace_id,
+            chunks: vec![(received_at_us, spans)],
+            ..Self::default()
+        }
+    }
+
     /// Adds what `other` received, giving up the prepared trace: the spans
     /// are assembled again at completion.
     pub fn absorb(&mut self, other: Pending) {
@@ -199,10 +208,11 @@ mod tests {
     }
 
     fn spans(n: usize) -> Option<Pending> {
-        Some(Pending {
-            chunks: vec![(0, vec![Span::default(); n])],
-            ..Pending::default()
-        })
+        Some(Pending::received(
+            TraceId::default(),
+            0,
+            vec![Span::default(); n],
+        ))
     }
 
     #[test]
@@ -251,10 +261,11 @@ mod tests {
     fn completion_takes_the_chunks_received_while_open() {
         let mut table = OpenTraces::new(100, 1 << 20);
         let chunk = |at: u64, n: usize| {
-            Some(Pending {
-                chunks: vec![(at, vec![Span::default(); n])],
-                ..Pending::default()
-            })
+            Some(Pending::received(
+                TraceId::default(),
+                at,
+                vec![Span::default(); n],
+            ))
         };
         table.observe(id(1), 1_000, chunk(1_000, 2), 10);
         table.observe(id(1), 2_000, chunk(2_000, 3), 10);

@@ -392,17 +392,6 @@ pub fn encode_summary(summary: &TraceSummary, index_seq: u64) -> Vec<u8> {
     buf
 }
 
-#[cfg(test)]
-fn to_pairs(pairs: &[(String, String)]) -> Vec<pb::StringPair> {
-    pairs
-        .iter()
-        .map(|(first, second)| pb::StringPair {
-            first: first.clone(),
-            second: second.clone(),
-        })
-        .collect()
-}
-
 fn from_pairs(pairs: Vec<pb::StringPair>) -> Vec<(String, String)> {
     pairs.into_iter().map(|p| (p.first, p.second)).collect()
 }
@@ -795,6 +784,16 @@ pub(crate) mod tests {
             decode_summary(TraceId([4; 16]), &encode_summary(&summary, 77)).unwrap(),
             (summary, 77)
         );
+    }
+
+    fn to_pairs(pairs: &[(String, String)]) -> Vec<pb::StringPair> {
+        pairs
+            .iter()
+            .map(|(first, second)| pb::StringPair {
+                first: first.clone(),
+                second: second.clone(),
+            })
+            .collect()
     }
 
     fn encode_summary_reference(summary: &TraceSummary, index_seq: u64) -> Vec<u8> {

@@ -176,7 +176,7 @@ pub(crate) fn index_keys(summary: &TraceSummary) -> Vec<keys::IndexKey> {
 }
 
 /// Builds a trace from its chunks given in the order they were received.
-pub fn merge_chunks(
+pub(crate) fn merge_chunks(
     trace_id: TraceId,
     chunks: impl IntoIterator<Item = (u64, Vec<Span>)>,
 ) -> Option<Trace> {

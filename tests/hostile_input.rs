@@ -55,8 +55,10 @@ async fn gigabyte_bombs_are_refused_in_bounded_memory() {
         baseline >> 20
     );
     // The default message limit is 16 MiB: a bomb may cost that much, twice
-    // over for buffers, never the GiB it claims.
-    assert!(peak < baseline + (96 << 20), "peak RSS {peak} bytes");
+    // over for buffers, never the GiB it claims. The allocator keeps freed
+    // pages per thread for a while, so bombs handled on different worker
+    // threads can add up: growth measured 75–99 MiB under a loaded suite.
+    assert!(peak < baseline + (128 << 20), "peak RSS {peak} bytes");
 
     let good = otlp_request("gateway", vec![otlp_span([5; 16], 1, None, "after bombs")]);
     let response = client

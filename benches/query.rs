@@ -31,7 +31,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use tower::ServiceExt;
 use tracemap::api::{router, ApiState};
-use tracemap::assembly::{complete_traces, prepare, Pending};
+use tracemap::assembly::{complete_traces, prepare, NoAnalysis, Pending};
 use tracemap::ingest::{group_by_trace, now_us};
 use tracemap::model::{SummaryKeys, TraceId};
 use tracemap::receivers::otlp::convert::convert_request;
@@ -110,6 +110,8 @@ impl Fixture {
             &self.keys,
             &self.known,
             &settled,
+            // Assembly and indexing only: the graph has its own bench.
+            &NoAnalysis,
         )
         .expect("complete");
     }

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::analysis::graph::{GraphAnalysis, GraphMetrics};
 use crate::api::{self, ApiState};
 use crate::assembly::Assembler;
 use crate::config::{AckMode, Config, ConfigError};
@@ -65,7 +66,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
 /// Opens storage and binds every listener; returns once they accept connections.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, AppError> {
     config.validate()?;
-    let telemetry = Arc::new(Telemetry::new());
+    let graph_metrics = GraphMetrics::default();
+    let telemetry = Arc::new(Telemetry::with(|registry| graph_metrics.register(registry)));
     let rocks_options = RocksOptions {
         sync_writes: config.storage.ack_mode == AckMode::Fsync,
         block_cache_bytes: config.storage.block_cache_mb << 20,
@@ -106,6 +108,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         max_open_traces: config.assembly.max_open_traces,
         max_open_bytes: config.assembly.max_open_bytes,
         summary_keys: config.index.summary_keys(),
+        analysis: Arc::new(GraphAnalysis::new(config.graph.limits(), graph_metrics)),
         completed: None,
     };
     let xray_receiver = Arc::new(XrayUdp {
@@ -219,6 +222,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             retention: config.storage.retention,
             interval: config.storage.retention_check_interval,
             max_disk_bytes: config.storage.max_disk_mb << 20,
+            graph_retention: config.graph.retention,
         };
         servers.spawn(async move {
             crate::storage::retention::run(store, telemetry, policy, token)

@@ -50,6 +50,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub assembly: AssemblyConfig,
     pub index: IndexConfig,
+    pub graph: GraphConfig,
     pub xray: XrayConfig,
 }
 
@@ -67,6 +68,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             assembly: AssemblyConfig::default(),
             index: IndexConfig::default(),
+            graph: GraphConfig::default(),
             xray: XrayConfig::default(),
         }
     }
@@ -154,6 +156,44 @@ impl Default for AssemblyConfig {
             trace_max_age: Duration::from_secs(300),
             max_open_traces: 200_000,
             max_open_bytes: 256 << 20,
+        }
+    }
+}
+
+/// `[graph]`: the service map's aggregates and their cardinality caps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphConfig {
+    /// How long graph aggregates are kept (longer than spans: they are small).
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Most distinct nodes (services and virtual nodes) kept apart per hour.
+    pub max_nodes: usize,
+    /// Most distinct edges kept apart per hour.
+    pub max_edges: usize,
+    /// Most distinct (service, operation) pairs in span metrics per hour.
+    pub max_operations: usize,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        let limits = crate::analysis::GraphLimits::default();
+        Self {
+            retention: Duration::from_secs(30 * 86_400),
+            max_nodes: limits.max_nodes,
+            max_edges: limits.max_edges,
+            max_operations: limits.max_operations,
+        }
+    }
+}
+
+impl GraphConfig {
+    pub fn limits(&self) -> crate::analysis::GraphLimits {
+        crate::analysis::GraphLimits {
+            max_nodes: self.max_nodes,
+            max_edges: self.max_edges,
+            max_operations: self.max_operations,
+            ..crate::analysis::GraphLimits::default()
         }
     }
 }
@@ -299,6 +339,16 @@ impl Config {
             return invalid(
                 "storage.retention",
                 "retention and retention_check_interval must be above zero",
+            );
+        }
+        if self.graph.retention.is_zero() {
+            return invalid("graph.retention", "must be above zero");
+        }
+        if self.graph.max_nodes == 0 || self.graph.max_edges == 0 || self.graph.max_operations == 0
+        {
+            return invalid(
+                "graph",
+                "max_nodes, max_edges and max_operations must be above zero",
             );
         }
         if self.assembly.max_open_traces == 0 {

@@ -13,6 +13,7 @@
 //! Dependencies point one way: `model` ← `receivers`/`storage` ← `ingest` ← `api`;
 //! `app` wires the stages and owns shutdown. See `docs/architecture.md`.
 
+pub mod analysis;
 pub mod api;
 pub mod app;
 pub mod assembly;

@@ -98,7 +98,7 @@ struct Log {
     fields: Vec<Tag>,
 }
 
-fn ok<T: Serialize>(data: Vec<T>) -> Response {
+pub(super) fn ok<T: Serialize>(data: Vec<T>) -> Response {
     Json(Envelope {
         total: data.len(),
         data,
@@ -435,7 +435,7 @@ pub async fn get_trace(
     }
 }
 
-fn error_envelope(error: ApiError) -> Response {
+pub(super) fn error_envelope(error: ApiError) -> Response {
     let status = error.status();
     let body = Envelope::<Option<()>> {
         data: None,

@@ -6,6 +6,7 @@
 
 mod error;
 mod jaeger;
+mod map;
 mod probes;
 mod v1;
 
@@ -80,6 +81,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/operations", get(jaeger::operations))
         .route("/api/traces", get(jaeger::search_traces))
         .route("/api/traces/{trace_id}", get(jaeger::get_trace))
+        .route("/api/dependencies", get(map::dependencies))
+        .route("/api/v1/service-map", get(map::service_map))
         .route("/api/v1/traces", get(v1::search_traces))
         .route("/api/v1/traces/{trace_id}", get(v1::get_trace))
         .route("/healthz", get(probes::healthz))

@@ -134,25 +134,7 @@ impl SearchQuery {
             Some("true") => true,
             Some(other) => return Err(bad(format!("error: {other:?} is not true or false"))),
         };
-        let now = now_us();
-        let end_us = match get("end") {
-            Some(v) => parse_time_us(v)
-                .ok_or_else(|| bad(format!("end: {v:?} is not unix ms or RFC 3339")))?,
-            None => now,
-        };
-        let start_us = match (get("start"), get("lookback")) {
-            (Some(v), _) => parse_time_us(v)
-                .ok_or_else(|| bad(format!("start: {v:?} is not unix ms or RFC 3339")))?,
-            (None, Some(v)) => {
-                let lookback =
-                    humantime::parse_duration(v).map_err(|e| bad(format!("lookback: {e}")))?;
-                end_us.saturating_sub(lookback.as_micros() as u64)
-            }
-            (None, None) => end_us.saturating_sub(3_600_000_000),
-        };
-        if start_us > end_us {
-            return Err(bad("start is after end".into()));
-        }
+        let (start_us, end_us) = time_range(params)?;
         Ok(Self {
             operation: non_empty("operation"),
             attrs,
@@ -236,6 +218,34 @@ impl SearchQuery {
                 .any(|s| super::jaeger::tag_matches(s, key, value))
         }))
     }
+}
+
+/// The time range of a request: `start` and `end` (unix ms or RFC 3339) or
+/// `lookback` before `end` (default: the last hour), in µs.
+pub(super) fn time_range(params: &[(String, String)]) -> Result<(u64, u64), ApiError> {
+    let bad = |message: String| ApiError::BadRequest(message);
+    let get = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+    let now = now_us();
+    let end_us = match get("end") {
+        Some(v) => {
+            parse_time_us(v).ok_or_else(|| bad(format!("end: {v:?} is not unix ms or RFC 3339")))?
+        }
+        None => now,
+    };
+    let start_us = match (get("start"), get("lookback")) {
+        (Some(v), _) => parse_time_us(v)
+            .ok_or_else(|| bad(format!("start: {v:?} is not unix ms or RFC 3339")))?,
+        (None, Some(v)) => {
+            let lookback =
+                humantime::parse_duration(v).map_err(|e| bad(format!("lookback: {e}")))?;
+            end_us.saturating_sub(lookback.as_micros() as u64)
+        }
+        (None, None) => end_us.saturating_sub(3_600_000_000),
+    };
+    if start_us > end_us {
+        return Err(bad("start is after end".into()));
+    }
+    Ok((start_us, end_us))
 }
 
 /// `250ms`, `1.5s`, `2m`, `100us`, or a plain number of milliseconds.

@@ -10,9 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::journal::JournalRefs;
 use super::open::{Pending, Prepared};
-use super::OpenTraces;
+use super::{Analysis, OpenTraces};
 use crate::ingest::now_us;
-use crate::model::{Span, SummaryKeys, Trace, TraceId, TraceSummary};
+use crate::model::{GraphBatch, Span, SummaryKeys, Trace, TraceId, TraceSummary};
 use crate::storage::{merge_chunks, JournalKey, OperationName, StorageError, TraceStore};
 use crate::telemetry::Telemetry;
 
@@ -39,7 +39,9 @@ pub struct Assembler {
     pub max_open_bytes: usize,
     /// The attribute keys summaries pick up (correlation ids, indexed attributes).
     pub summary_keys: SummaryKeys,
-    /// Where completed traces go next (the analysis stage), when there is one.
+    /// What completion adds to each batch (the service graph).
+    pub analysis: Arc<dyn Analysis>,
+    /// Where completed traces go next (the detectors), when there is one.
     pub completed: Option<mpsc::Sender<Trace>>,
 }
 
@@ -81,6 +83,9 @@ impl Assembler {
                 _ = shutdown.cancelled() => break,
                 batch = arrivals.recv() => {
                     let Some(batch) = batch else { break };
+                    let spans: Vec<&Span> = batch.iter().flat_map(|a| &a.spans).collect();
+                    self.analysis.arrived(&spans);
+                    drop(spans);
                     let mut early = Vec::new();
                     for arrival in batch {
                         refs.hold(arrival.trace_id, arrival.journal);
@@ -138,10 +143,18 @@ impl Assembler {
             let store = self.store.clone();
             let keys = self.summary_keys.clone();
             let known = known.clone();
+            let analysis = self.analysis.clone();
             let held = refs.take(batch.iter().map(|p| p.trace_id));
             let settled = held.settled.clone();
             let result = tokio::task::spawn_blocking(move || {
-                complete_traces(store.as_ref(), batch, &keys, &known, &settled)
+                complete_traces(
+                    store.as_ref(),
+                    batch,
+                    &keys,
+                    &known,
+                    &settled,
+                    analysis.as_ref(),
+                )
             })
             .await;
             match result {
@@ -224,15 +237,17 @@ fn unknown_names(traces: &[Trace], known: &Mutex<HashSet<OperationName>>) -> Vec
 /// batch: assembles each from the chunks it received while open (or takes
 /// the trace prepared on arrival), reading storage instead when it was
 /// recovered after a restart, or completed before and so holds earlier spans
-/// there; writes the summaries, index entries and operation names not in
-/// `known` (adding them there), and deletes the `settled` journal entries.
-/// Returns the traces that have spans. Blocking.
+/// there; writes the summaries, index entries, what `analysis` adds (taking
+/// back what an earlier completion of the same trace added) and operation
+/// names not in `known` (adding them there), and deletes the `settled`
+/// journal entries. Returns the traces that have spans. Blocking.
 pub fn complete_traces(
     store: &dyn TraceStore,
     pending: Vec<Pending>,
     keys: &SummaryKeys,
     known: &Mutex<HashSet<OperationName>>,
     settled: &[JournalKey],
+    analysis: &dyn Analysis,
 ) -> Result<Vec<Trace>, StorageError> {
     // A trace completed early and re-opened may come twice: once, whole.
     let mut merged: Vec<Pending> = Vec::with_capacity(pending.len());
@@ -251,6 +266,8 @@ pub fn complete_traces(
     let mut new_names: Vec<OperationName> = Vec::new();
     // Traces assembled here, whose summaries and names are still to compute.
     let mut assembled = Vec::new();
+    // Traces completed before, as that completion saw them.
+    let mut previous: HashMap<TraceId, Trace> = HashMap::new();
     for Pending {
         trace_id,
         mut chunks,
@@ -259,6 +276,10 @@ pub fn complete_traces(
     } in merged
     {
         if from_storage || store.was_completed(trace_id)? {
+            if let Some(earlier) = store.summary(trace_id)? {
+                let seen = store.trace_received_by(trace_id, earlier.last_received_us)?;
+                previous.extend(seen.map(|trace| (trace_id, trace)));
+            }
             assembled.extend(store.trace(trace_id)?);
         } else if let Some(prepared) = prepared {
             summaries.push(prepared.summary);
@@ -291,7 +312,13 @@ pub fn complete_traces(
         let known = known.lock().expect("known names lock");
         new_names.retain(|n| !known.contains(n));
     }
-    store.complete(&summaries, &new_names, settled)?;
+    let mut graph = GraphBatch::default();
+    for trace in &traces {
+        analysis.contribute(trace, previous.get(&trace.trace_id), &mut graph);
+    }
+    let rows = graph.into_rows();
+    store.complete(&summaries, &new_names, settled, &rows)?;
+    analysis.committed(&rows);
     known.lock().expect("known names lock").extend(new_names);
     Ok(traces)
 }
@@ -299,6 +326,7 @@ pub fn complete_traces(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::assembly::NoAnalysis;
     use crate::storage::codec::tests::arb_span;
     use crate::storage::rocks::{RocksOptions, RocksStore};
     use proptest::prelude::*;
@@ -364,7 +392,9 @@ mod tests {
                 for (at, spans) in chunks {
                     pending.absorb(Pending::received(trace_id, at, spans));
                 }
-                let assembled = complete_traces(&store, vec![pending], &keys, &known, &[]).unwrap();
+                let assembled =
+                    complete_traces(&store, vec![pending], &keys, &known, &[], &NoAnalysis)
+                        .unwrap();
                 prop_assert_eq!(assembled.len(), 1);
                 let stored = store.trace(trace_id).unwrap().unwrap();
                 prop_assert_eq!(&assembled[0], &stored);
@@ -403,7 +433,7 @@ mod tests {
                 )
                 .unwrap();
             let pending = vec![Pending::received(trace_id, at, vec![span(n)])];
-            complete_traces(&store, pending, &keys, &known, &[]).unwrap();
+            complete_traces(&store, pending, &keys, &known, &[], &NoAnalysis).unwrap();
         }
         let summary = store.summary(trace_id).unwrap().unwrap();
         assert_eq!(summary.span_count, 2);
@@ -435,7 +465,15 @@ mod tests {
         };
         let batch = vec![pending(1), pending(2)];
         let known = Mutex::new(HashSet::new());
-        let done = complete_traces(&store, batch, &SummaryKeys::default(), &known, &[]).unwrap();
+        let done = complete_traces(
+            &store,
+            batch,
+            &SummaryKeys::default(),
+            &known,
+            &[],
+            &NoAnalysis,
+        )
+        .unwrap();
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].spans.len(), 2);
         let hits = store

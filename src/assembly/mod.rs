@@ -18,3 +18,29 @@ mod open;
 
 pub use assembler::{complete_traces, prepare, Arrival, Assembler};
 pub use open::{OpenTraces, Pending, Prepared};
+
+use crate::model::{GraphBatch, GraphRow, Span, Trace};
+
+/// What analysis adds to completion: the service-map rows each completed
+/// trace contributes, written in the same batch as its summary. A trait, so
+/// that assembly calls analysis without depending on it (`analysis`
+/// implements it; `app.rs` wires it in).
+pub trait Analysis: Send + Sync {
+    /// Spans as they arrive, each once as received (span metrics count them).
+    fn arrived(&self, _spans: &[&Span]) {}
+
+    /// Adds what `trace` contributes to `batch`, taking back what `previous`
+    /// contributed: the trace as its last completion saw it, when it was
+    /// completed before. So a late span changes the counts, never doubles them.
+    fn contribute(&self, trace: &Trace, previous: Option<&Trace>, batch: &mut GraphBatch);
+
+    /// A batch's rows once they are durable.
+    fn committed(&self, _rows: &[GraphRow]) {}
+}
+
+/// No analysis: completion writes summaries and indexes only.
+pub struct NoAnalysis;
+
+impl Analysis for NoAnalysis {
+    fn contribute(&self, _: &Trace, _: Option<&Trace>, _: &mut GraphBatch) {}
+}

@@ -3,11 +3,16 @@
 //! Every receiver converts its wire format to these types at the edge; nothing
 //! after a receiver sees protobuf or X-Ray JSON.
 
+mod graph;
 mod ids;
 pub mod semconv;
 mod span;
 mod trace;
 
+pub use graph::{
+    Aggregate, CallClass, EdgeType, GraphBatch, GraphRow, GraphSubject, Latency, NodeType,
+    LATENCY_SIGNIFICANT_DIGITS, MAX_LATENCY_US,
+};
 pub use ids::{IdError, SpanId, TraceId};
 pub use span::{
     find_attr, AttrValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind, Status,

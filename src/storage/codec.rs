@@ -14,14 +14,16 @@ use crate::model::{
 };
 
 #[allow(clippy::all, missing_docs)]
-mod pb {
+pub(super) mod pb {
     include!(concat!(env!("OUT_DIR"), "/tracemap.storage.v1.rs"));
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
-    #[error("undecodable span chunk: {0}")]
+    #[error("undecodable stored value: {0}")]
     Decode(#[from] prost::DecodeError),
+    #[error("malformed stored value: {0}")]
+    Malformed(&'static str),
     #[error("span chunk refers to missing {what} #{index}")]
     DanglingIndex { what: &'static str, index: u32 },
     #[error("span chunk holds an invalid id: {0}")]

@@ -177,7 +177,7 @@ fn appended_traces_are_open_until_completed() {
         );
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
         store
-            .complete(&[summary_of(&trace)], &[], &[first])
+            .complete(&[summary_of(&trace)], &[], &[first], &[])
             .unwrap();
         assert_eq!(
             open_of(store.as_ref()),
@@ -207,14 +207,18 @@ fn one_journal_entry_per_request_open_until_all_its_traces_complete() {
             .unwrap();
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
         // Completed, but the entry still names trace 2: assembly settles nothing.
-        store.complete(&[summary_of(&trace)], &[], &[]).unwrap();
+        store
+            .complete(&[summary_of(&trace)], &[], &[], &[])
+            .unwrap();
         assert_eq!(
             open_of(store.as_ref()),
             vec![(TraceId([2; 16]), 5, vec![both])],
             "{name}"
         );
         let trace = store.trace(TraceId([2; 16])).unwrap().unwrap();
-        store.complete(&[summary_of(&trace)], &[], &[]).unwrap();
+        store
+            .complete(&[summary_of(&trace)], &[], &[], &[])
+            .unwrap();
         // Recovery finds both complete (and drops the entry itself).
         assert!(open_of(store.as_ref()).is_empty(), "{name}");
         let later = store
@@ -237,7 +241,7 @@ fn a_completion_never_closes_spans_that_arrived_after_it_read() {
             .append(9, &[chunk(vec![span(1, 2, 1_500, "late")])])
             .unwrap();
         store
-            .complete(&[summary_of(&read_before_late_span)], &[], &[first])
+            .complete(&[summary_of(&read_before_late_span)], &[], &[first], &[])
             .unwrap();
         assert_eq!(
             open_of(store.as_ref()),
@@ -258,7 +262,7 @@ fn recompletion_replaces_index_entries() {
             .unwrap();
         let first = summary_of(&store.trace(TraceId([1; 16])).unwrap().unwrap());
         store
-            .complete(std::slice::from_ref(&first), &[], &[])
+            .complete(std::slice::from_ref(&first), &[], &[], &[])
             .unwrap();
         // A late span starting earlier moves the trace's start and adds an id.
         let mut late = span(1, 2, 2_000_000, "late");
@@ -267,7 +271,7 @@ fn recompletion_replaces_index_entries() {
         store.append(9, &[chunk(vec![late])]).unwrap();
         let second = summary_of(&store.trace(TraceId([1; 16])).unwrap().unwrap());
         store
-            .complete(std::slice::from_ref(&second), &[], &[])
+            .complete(std::slice::from_ref(&second), &[], &[], &[])
             .unwrap();
 
         let all = store
@@ -300,7 +304,7 @@ fn operations_and_indexed_attributes_are_indexed_and_reindexed() {
         store.append(5, &[chunk(vec![first])]).unwrap();
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
         store
-            .complete(&[TraceSummary::of(&trace, &keys, true)], &[], &[])
+            .complete(&[TraceSummary::of(&trace, &keys, true)], &[], &[], &[])
             .unwrap();
         let scan = |tag, value: &str| {
             store
@@ -338,7 +342,7 @@ fn operations_and_indexed_attributes_are_indexed_and_reindexed() {
         store.append(9, &[chunk(vec![late])]).unwrap();
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
         store
-            .complete(&[TraceSummary::of(&trace, &keys, true)], &[], &[])
+            .complete(&[TraceSummary::of(&trace, &keys, true)], &[], &[], &[])
             .unwrap();
         for (tag, value) in [
             (IndexTag::Operation, op("GET /books")),
@@ -366,7 +370,9 @@ fn index_scans_are_newest_first_within_the_range() {
             }
             store.append(u64::from(n), &[chunk(vec![s])]).unwrap();
             let trace = store.trace(TraceId([n; 16])).unwrap().unwrap();
-            store.complete(&[summary_of(&trace)], &[], &[]).unwrap();
+            store
+                .complete(&[summary_of(&trace)], &[], &[], &[])
+                .unwrap();
         }
         let hits = store
             .scan_index(IndexTag::Service, "svc", 15_000, 35_000, 10)
@@ -400,9 +406,11 @@ fn operation_names_are_listed_by_service() {
             op("order", "SELECT", 3),
             op("order-v2", "x", 1),
         ];
-        store.complete(&[summary_of(&trace)], &names, &[]).unwrap();
         store
-            .complete(&[summary_of(&trace)], &names[..1], &[])
+            .complete(&[summary_of(&trace)], &names, &[], &[])
+            .unwrap();
+        store
+            .complete(&[summary_of(&trace)], &names[..1], &[], &[])
             .unwrap();
         assert_eq!(store.names(None).unwrap(), names.to_vec(), "{name}");
         assert_eq!(
@@ -426,7 +434,9 @@ fn expired_traces_vanish_from_every_read() {
                 )
                 .unwrap();
             let trace = store.trace(TraceId([n; 16])).unwrap().unwrap();
-            store.complete(&[summary_of(&trace)], &[], &[]).unwrap();
+            store
+                .complete(&[summary_of(&trace)], &[], &[], &[])
+                .unwrap();
         }
         // The clock is the caller's: "now" minus retention is 25 ms here.
         store.expire(25_000).unwrap();
@@ -464,7 +474,9 @@ fn expired_traces_vanish_from_every_read() {
             )
             .unwrap();
         let trace = store.trace(TraceId([4; 16])).unwrap().unwrap();
-        store.complete(&[summary_of(&trace)], &[], &[]).unwrap();
+        store
+            .complete(&[summary_of(&trace)], &[], &[], &[])
+            .unwrap();
         store.expire(25_000).unwrap();
         assert!(store.trace(TraceId([4; 16])).unwrap().is_some(), "{name}");
         assert!(store.summary(TraceId([4; 16])).unwrap().is_some(), "{name}");
@@ -476,5 +488,103 @@ fn expired_traces_vanish_from_every_read() {
             1,
             "{name}"
         );
+    }
+}
+
+#[test]
+fn a_trace_reads_as_it_was_at_an_earlier_arrival() {
+    for (name, store, _dir) in stores() {
+        store
+            .append(10, &[chunk(vec![span(6, 1, 100, "a")])])
+            .unwrap();
+        store
+            .append(20, &[chunk(vec![span(6, 2, 200, "b")])])
+            .unwrap();
+        let ids = |t: Option<Trace>| {
+            t.map(|t| t.spans.iter().map(|s| s.name.clone()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            ids(store.trace_received_by(TraceId([6; 16]), 5).unwrap()),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            ids(store.trace_received_by(TraceId([6; 16]), 10).unwrap()),
+            Some(vec!["a".to_string()]),
+            "{name}"
+        );
+        assert_eq!(
+            ids(store.trace_received_by(TraceId([6; 16]), 20).unwrap()),
+            Some(vec!["a".to_string(), "b".to_string()]),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn graph_rows_add_up_over_any_range_and_expire_by_bucket() {
+    use crate::model::{Aggregate, CallClass, EdgeType, GraphRow, GraphSubject};
+    let edge = |target: &str| GraphSubject::Edge {
+        source: "order".into(),
+        target: target.into(),
+        edge_type: EdgeType::Database,
+    };
+    let row = |minute: u32, target: &str, class: CallClass, latency_us: u64| {
+        let mut aggregate = Aggregate::default();
+        aggregate.observe(class, latency_us, false);
+        GraphRow {
+            minute,
+            subject: edge(target),
+            aggregate,
+        }
+    };
+    let minute_us = 60_000_000u64;
+    for (name, store, _dir) in stores() {
+        // Minutes 0..200 (crossing ten-minute and hour buckets), two batches.
+        let rows: Vec<GraphRow> = (0..200u32)
+            .map(|m| row(m, "db", CallClass::Ok, 1_000 + m as u64))
+            .collect();
+        let (first, second) = rows.split_at(77);
+        store.complete(&[], &[], &[], first).unwrap();
+        store.complete(&[], &[], &[], second).unwrap();
+        // A fault in minute 61 and one taken back again in minute 62.
+        store
+            .complete(&[], &[], &[], &[row(61, "db", CallClass::Fault, 5_000)])
+            .unwrap();
+        let mut undo = row(62, "cache", CallClass::Ok, 9);
+        store
+            .complete(&[], &[], &[], std::slice::from_ref(&undo))
+            .unwrap();
+        undo.aggregate = undo.aggregate.negated();
+        store.complete(&[], &[], &[], &[undo]).unwrap();
+        let total = |from: u64, to: u64| -> (i64, i64) {
+            let rows = store.graph(from * minute_us, to * minute_us).unwrap();
+            assert!(
+                rows.iter().all(|(s, _)| *s == edge("db")),
+                "{name}: {rows:?}"
+            );
+            rows.first()
+                .map(|(_, a)| (a.requests, a.faults))
+                .unwrap_or((0, 0))
+        };
+        assert_eq!(total(0, 200), (201, 1), "{name}");
+        for (from, to) in [(0, 1), (7, 133), (59, 62), (60, 120), (61, 62), (199, 500)] {
+            let expected = (to.min(200) - from) as i64 + (from <= 61 && 61 < to) as i64;
+            assert_eq!(total(from, to).0, expected, "{name}: {from}..{to}");
+        }
+        // Sub-ranges sum to the whole.
+        let parts = total(0, 33).0 + total(33, 130).0 + total(130, 200).0;
+        assert_eq!(parts, 201, "{name}");
+        // Latency survives the rollups: the median of 1,000..1,199 µs.
+        let (_, all) = &store.graph(0, 200 * minute_us).unwrap()[0];
+        let p50 = all.latency.quantiles(&[0.5]).unwrap()[0];
+        assert!(
+            (p50 - 1_100.0).abs() <= 1_100.0 * 0.01 + 1.0,
+            "{name}: {p50}"
+        );
+        // Buckets before minute 130 go; the ones holding it and after stay.
+        store.expire_graph(130 * minute_us).unwrap();
+        assert_eq!(total(0, 130).0, 0, "{name}");
+        assert_eq!(total(130, 200).0, 70, "{name}");
     }
 }

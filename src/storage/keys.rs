@@ -12,6 +12,7 @@
 //! | `open`  | received_at_us (u64) · sequence (u64)                      | trace ids (16 each) |
 //! | `names` | service · 0x00 · operation · 0x00 · span kind (1)          | empty |
 //! | `meta`  | name (ASCII)                                               | per key |
+//! | `graph` | level (1) · bucket minute (u32) · subject (below)           | `GraphAggregate` (proto/), merged by RocksDB |
 //!
 //! `names` lists every (service, operation, kind) seen, for the service and
 //! operation pickers; the service is a prefix, so one scan lists a service's
@@ -39,12 +40,20 @@
 //! last of its traces, once every trace it names has been completed past it; so
 //! the journal holds about as many entries as there are requests whose traces
 //! are still open, and recovery reads only those.
+//! `graph` holds the service map's aggregates at four levels of bucket (one
+//! minute, ten minutes, an hour, a day; `GRAPH_LEVELS`): every completion
+//! merges its rows into the bucket of each level, so a range reads a few
+//! coarse buckets and fine ones only at its ends. The subject is a node —
+//! 0x00 · node type (1) · id · system — or an edge — 0x01 · edge type (1) ·
+//! source · target — each name as a u16 length and its bytes (names longer
+//! than `MAX_GRAPH_NAME` bytes are cut). Retention drops whole buckets.
+//!
 //! `spans` keys start with the trace id, so one prefix scan reads a whole trace,
 //! with its chunks in the order they were received. `chunk_id` is a hash of the
 //! chunk's span ids: two chunks of one trace received in the same microsecond
 //! get distinct keys, and an identical retry in that microsecond overwrites.
 
-use crate::model::{SpanId, TraceId};
+use crate::model::{EdgeType, GraphSubject, NodeType, SpanId, TraceId};
 
 pub const CF_SPANS: &str = "spans";
 pub const CF_META: &str = "meta";
@@ -52,6 +61,7 @@ pub const CF_TRACES: &str = "traces";
 pub const CF_INDEX: &str = "index";
 pub const CF_OPEN: &str = "open";
 pub const CF_NAMES: &str = "names";
+pub const CF_GRAPH: &str = "graph";
 
 /// A `names` key: a service, one of its operations and the span kind.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -363,6 +373,97 @@ pub fn chunk_id<'a>(span_ids: impl IntoIterator<Item = &'a SpanId>) -> u64 {
     fnv1a(span_ids.into_iter().flat_map(|id| id.as_bytes().iter()))
 }
 
+/// The bucket sizes of the `graph` levels, in minutes, finest first.
+pub const GRAPH_LEVELS: [u32; 4] = [1, 10, 60, 1_440];
+
+/// Longest node or service name kept in a `graph` key (bytes).
+pub const MAX_GRAPH_NAME: usize = 512;
+
+/// The prefix of every `graph` key of one bucket: level index · bucket start.
+pub fn graph_bucket_prefix(level: usize, bucket_minute: u32) -> [u8; 5] {
+    let mut out = [0; 5];
+    out[0] = level as u8;
+    out[1..].copy_from_slice(&bucket_minute.to_be_bytes());
+    out
+}
+
+fn put_graph_name(out: &mut Vec<u8>, name: &str) {
+    let mut end = name.len().min(MAX_GRAPH_NAME);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.extend_from_slice(&(end as u16).to_be_bytes());
+    out.extend_from_slice(&name.as_bytes()[..end]);
+}
+
+/// The subject part of a `graph` key.
+pub fn encode_graph_subject(out: &mut Vec<u8>, subject: &GraphSubject) {
+    match subject {
+        GraphSubject::Node {
+            id,
+            node_type,
+            system,
+        } => {
+            out.extend_from_slice(&[0, *node_type as u8]);
+            put_graph_name(out, id);
+            put_graph_name(out, system);
+        }
+        GraphSubject::Edge {
+            source,
+            target,
+            edge_type,
+        } => {
+            out.extend_from_slice(&[1, *edge_type as u8]);
+            put_graph_name(out, source);
+            put_graph_name(out, target);
+        }
+    }
+}
+
+pub fn encode_graph_key(level: usize, bucket_minute: u32, subject: &GraphSubject) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48);
+    out.extend_from_slice(&graph_bucket_prefix(level, bucket_minute));
+    encode_graph_subject(&mut out, subject);
+    out
+}
+
+/// The subject of a `graph` key, from the bytes after its bucket prefix.
+pub fn decode_graph_subject(bytes: &[u8]) -> Result<GraphSubject, KeyError> {
+    let error = || KeyError {
+        cf: CF_GRAPH,
+        len: bytes.len(),
+    };
+    let mut rest = bytes.get(2..).ok_or_else(error)?;
+    let mut name = || -> Result<String, KeyError> {
+        let len = u16::from_be_bytes(
+            rest.get(..2)
+                .ok_or_else(error)?
+                .try_into()
+                .expect("2 bytes"),
+        );
+        let text = rest.get(2..2 + len as usize).ok_or_else(error)?;
+        rest = &rest[2 + len as usize..];
+        String::from_utf8(text.to_vec()).map_err(|_| error())
+    };
+    let (first, second) = (name()?, name()?);
+    if !rest.is_empty() {
+        return Err(error());
+    }
+    match (bytes[0], bytes[1]) {
+        (0, t) => Ok(GraphSubject::Node {
+            id: first,
+            node_type: NodeType::from_u8(t).ok_or_else(error)?,
+            system: second,
+        }),
+        (1, t) => Ok(GraphSubject::Edge {
+            source: first,
+            target: second,
+            edge_type: EdgeType::from_u8(t).ok_or_else(error)?,
+        }),
+        _ => Err(error()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,6 +612,37 @@ mod tests {
         fn every_key_of_a_trace_starts_with_its_prefix(key in arb_key()) {
             let bytes = encode_span_key(&key);
             prop_assert!(bytes.starts_with(&span_key_prefix(&key.trace_id)));
+        }
+    }
+
+    #[test]
+    fn graph_key_golden_bytes() {
+        let edge = GraphSubject::Edge {
+            source: "ab".into(),
+            target: "c".into(),
+            edge_type: EdgeType::Database,
+        };
+        let key = encode_graph_key(2, 0x0102_0304, &edge);
+        assert_eq!(hex::encode(&key), "0201020304010200026162000163");
+        assert_eq!(decode_graph_subject(&key[5..]).unwrap(), edge);
+        let node = GraphSubject::Node {
+            id: "db".into(),
+            node_type: NodeType::Database,
+            system: "redis".into(),
+        };
+        let key = encode_graph_key(0, 7, &node);
+        assert_eq!(decode_graph_subject(&key[5..]).unwrap(), node);
+        assert!(decode_graph_subject(&key[5..key.len() - 1]).is_err());
+        // Over-long names are cut on a character boundary.
+        let long = GraphSubject::Edge {
+            source: "é".repeat(MAX_GRAPH_NAME),
+            target: String::new(),
+            edge_type: EdgeType::Other,
+        };
+        let key = encode_graph_key(0, 0, &long);
+        match decode_graph_subject(&key[5..]).unwrap() {
+            GraphSubject::Edge { source, .. } => assert_eq!(source.len(), MAX_GRAPH_NAME),
+            other => panic!("{other:?}"),
         }
     }
 }

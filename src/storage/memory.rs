@@ -8,7 +8,9 @@ use super::{
     index_keys, merge_chunks, IndexHit, IndexTag, JournalKey, OpenTrace, OperationName,
     StorageError, TraceStore,
 };
-use crate::model::{Span, Trace, TraceChunk, TraceId, TraceSummary};
+use crate::model::{
+    Aggregate, GraphRow, GraphSubject, Span, Trace, TraceChunk, TraceId, TraceSummary,
+};
 
 /// The chunks of one trace with the time each was received.
 type Chunks = Vec<(u64, Vec<Span>)>;
@@ -28,6 +30,8 @@ struct State {
     /// (tag, hash, start_us, trace) → (duration_us, error)
     index: BTreeMap<(u8, u64, u64, TraceId), (u64, bool)>,
     names: std::collections::BTreeSet<OperationName>,
+    /// (minute, subject) → aggregate: the finest level only.
+    graph: BTreeMap<(u32, GraphSubject), Aggregate>,
 }
 
 impl MemoryStore {
@@ -66,6 +70,43 @@ impl TraceStore for MemoryStore {
         Ok(map
             .get(&trace_id)
             .and_then(|chunks| merge_chunks(trace_id, chunks.iter().cloned())))
+    }
+
+    fn trace_received_by(
+        &self,
+        trace_id: TraceId,
+        until_us: u64,
+    ) -> Result<Option<Trace>, StorageError> {
+        let map = self.chunks.lock().expect("memory store lock");
+        Ok(map.get(&trace_id).and_then(|chunks| {
+            merge_chunks(
+                trace_id,
+                chunks.iter().filter(|(at, _)| *at <= until_us).cloned(),
+            )
+        }))
+    }
+
+    fn graph(
+        &self,
+        from_us: u64,
+        to_us: u64,
+    ) -> Result<Vec<(GraphSubject, Aggregate)>, StorageError> {
+        let (from, to) = super::graph::minutes_of(from_us, to_us);
+        let state = self.state.lock().expect("memory store lock");
+        let mut sum = super::graph::RangeSum::default();
+        for ((minute, subject), aggregate) in &state.graph {
+            if (from..to).contains(minute) {
+                sum.add(subject.clone(), aggregate);
+            }
+        }
+        Ok(sum.into_rows())
+    }
+
+    fn expire_graph(&self, before_us: u64) -> Result<(), StorageError> {
+        let before = (before_us / 60_000_000) as u32;
+        let mut state = self.state.lock().expect("memory store lock");
+        state.graph.retain(|(minute, _), _| *minute >= before);
+        Ok(())
     }
 
     fn flush(&self) -> Result<(), StorageError> {
@@ -131,9 +172,17 @@ impl TraceStore for MemoryStore {
         summaries: &[TraceSummary],
         new_names: &[OperationName],
         settled: &[JournalKey],
+        graph: &[GraphRow],
     ) -> Result<(), StorageError> {
         let mut state = self.state.lock().expect("memory store lock");
         state.names.extend(new_names.iter().cloned());
+        for row in graph {
+            state
+                .graph
+                .entry((row.minute, row.subject.clone()))
+                .or_default()
+                .merge(&row.aggregate);
+        }
         for summary in summaries {
             if let Some(old) = state.summaries.remove(&summary.trace_id) {
                 for key in index_keys(&old) {

@@ -5,6 +5,7 @@
 //! Both pass the same conformance suite (`conformance`).
 
 pub mod codec;
+pub mod graph;
 pub mod keys;
 pub mod memory;
 pub mod retention;
@@ -15,7 +16,9 @@ mod conformance;
 
 use std::collections::HashMap;
 
-use crate::model::{Span, Trace, TraceChunk, TraceId, TraceSummary};
+use crate::model::{
+    Aggregate, GraphRow, GraphSubject, Span, Trace, TraceChunk, TraceId, TraceSummary,
+};
 
 pub use keys::{IndexTag, JournalKey, OperationName};
 
@@ -51,6 +54,14 @@ pub trait TraceStore: Send + Sync + 'static {
     /// their parent's; `None` when nothing is stored.
     fn trace(&self, trace_id: TraceId) -> Result<Option<Trace>, StorageError>;
 
+    /// The trace as the chunks received up to `until_us` (inclusive) make it:
+    /// what a completion that covered arrivals up to then assembled.
+    fn trace_received_by(
+        &self,
+        trace_id: TraceId,
+        until_us: u64,
+    ) -> Result<Option<Trace>, StorageError>;
+
     /// Makes everything acknowledged so far durable against power loss and
     /// persists in-memory state; called at shutdown.
     fn flush(&self) -> Result<(), StorageError>;
@@ -71,13 +82,27 @@ pub trait TraceStore: Send + Sync + 'static {
     /// those of an earlier completion of the same trace (never duplicating
     /// them), and deletes the `settled` journal entries: those whose every
     /// trace is now completed. `new_names` are operation names first seen in
-    /// these traces. One atomic batch; durable when `Ok`.
+    /// these traces; `graph` rows are added to the service map's aggregates
+    /// (a re-completion's rows take back what the earlier one added). One
+    /// atomic batch; durable when `Ok`.
     fn complete(
         &self,
         summaries: &[TraceSummary],
         new_names: &[OperationName],
         settled: &[JournalKey],
+        graph: &[GraphRow],
     ) -> Result<(), StorageError>;
+
+    /// Every node's and edge's aggregate summed over the whole minutes that
+    /// `[from_us, to_us)` touches; subjects that counted nothing left out.
+    fn graph(
+        &self,
+        from_us: u64,
+        to_us: u64,
+    ) -> Result<Vec<(GraphSubject, Aggregate)>, StorageError>;
+
+    /// Graph retention: buckets that end before `before_us` are deleted.
+    fn expire_graph(&self, before_us: u64) -> Result<(), StorageError>;
 
     /// Deletes settled journal entries outside a completion (their traces left
     /// nothing to complete).

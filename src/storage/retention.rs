@@ -20,6 +20,8 @@ pub struct Policy {
     pub interval: Duration,
     /// Zero for no cap.
     pub max_disk_bytes: u64,
+    /// How long the service map's aggregates are kept.
+    pub graph_retention: Duration,
 }
 
 /// Runs until `shutdown`, applying the policy every `interval`.
@@ -81,6 +83,7 @@ pub fn apply(
 ) -> Result<Outcome, StorageError> {
     let mut cutoff_us = now_us.saturating_sub(policy.retention.as_micros() as u64);
     store.expire(cutoff_us)?;
+    store.expire_graph(now_us.saturating_sub(policy.graph_retention.as_micros() as u64))?;
     let mut disk_bytes = store.disk_bytes()?;
     let mut hours_dropped = 0;
     if policy.max_disk_bytes > 0 {
@@ -143,6 +146,7 @@ mod tests {
             retention: Duration::from_secs(3 * 3600),
             interval: Duration::from_secs(60),
             max_disk_bytes: 0,
+            graph_retention: Duration::from_secs(30 * 86_400),
         };
         let before = store.disk_bytes().unwrap();
         // Within the retention: nothing goes.
@@ -173,6 +177,7 @@ mod tests {
             retention: Duration::from_secs(72 * 3600),
             interval: Duration::from_secs(60),
             max_disk_bytes: full / 2,
+            graph_retention: Duration::from_secs(30 * 86_400),
         };
         let outcome = apply(&store, &policy, start + 6 * HOUR_US).unwrap();
         assert!(outcome.disk_bytes <= full / 2, "{outcome:?} of {full}");

@@ -47,7 +47,14 @@ impl Default for Telemetry {
 
 impl Telemetry {
     pub fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    /// With more metrics: `register` adds them to the same registry, so they
+    /// appear on `/metrics` with these (analysis registers its own this way).
+    pub fn with(register: impl FnOnce(&mut Registry)) -> Self {
         let mut registry = Registry::default();
+        register(&mut registry);
         let spans_received = Family::<ReceiverLabels, Counter>::default();
         registry.register(
             "tracemap_spans_received",

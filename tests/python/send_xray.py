@@ -9,6 +9,10 @@ Used by tests/xray.rs. Modes:
   mixed     an OpenTelemetry service (X-Ray id generator and propagator, OTLP
             export) calls an X-Ray SDK service under the same trace header;
             tracemap must show one trace, the segment under the OTel client span.
+  map       the inventory service, traced by the X-Ray SDK, called from the
+            OpenTelemetry spans given in --calls (trace id:parent span id,
+            comma-separated): one segment per call, each reading DynamoDB
+            (an `aws` subsegment); every fifth call's DynamoDB read faults.
   sampling  the SDK's centralized-sampling connector fetches rules and targets
             from tracemap; then the recorder's own sampler, with its rule and
             target poller threads, gets the rules and a reservoir quota from
@@ -288,6 +292,31 @@ def mode_mixed(args):
     print(json.dumps({"trace_id": otel_trace_id, "spans": len(body["spans"])}))
 
 
+def mode_map(args):
+    emitter = RecordingEmitter(f"127.0.0.1:{args.port}")
+    xray_recorder.configure(
+        daemon_address=f"127.0.0.1:{args.port}", sampling=False, context_missing="LOG_ERROR"
+    )
+    xray_recorder.emitter = emitter
+    for n, call in enumerate(args.calls.split(",")):
+        trace_id, parent_id = call.split(":")
+        xray_id = f"1-{trace_id[:8]}-{trace_id[8:]}"
+        segment = xray_recorder.begin_segment(
+            "inventory", traceid=xray_id, parent_id=parent_id, sampling=1
+        )
+        segment.put_http_meta("method", "GET")
+        segment.put_http_meta("url", "https://inventory.internal/stock")
+        dynamo = xray_recorder.begin_subsegment("DynamoDB", "aws")
+        dynamo.set_aws({"operation": "GetItem", "table_name": "stock"})
+        if n % 5 == 0:
+            dynamo.add_fault_flag()
+        time.sleep(0.001)
+        xray_recorder.end_subsegment()
+        segment.put_http_meta("status", 200)
+        xray_recorder.end_segment()
+    print(json.dumps({"segments": len(emitter.sent)}))
+
+
 def mode_sampling(args):
     from aws_xray_sdk.core.sampling.connector import ServiceConnector
 
@@ -337,12 +366,14 @@ def mode_sampling(args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["segments", "mixed", "sampling"])
+    parser.add_argument("mode", choices=["segments", "mixed", "map", "sampling"])
     parser.add_argument("--port", type=int, required=True, help="X-Ray daemon port (UDP and TCP)")
     parser.add_argument("--api", required=True, help="tracemap query API base URL")
     parser.add_argument("--grpc", help="OTLP/gRPC endpoint for the mixed mode")
+    parser.add_argument("--calls", help="trace_id:parent_span_id,… for the map mode")
     args = parser.parse_args()
-    {"segments": mode_segments, "mixed": mode_mixed, "sampling": mode_sampling}[args.mode](args)
+    modes = {"segments": mode_segments, "mixed": mode_mixed, "map": mode_map, "sampling": mode_sampling}
+    modes[args.mode](args)
     if FAILURES:
         print("\n".join(FAILURES), file=sys.stderr)
         return 1

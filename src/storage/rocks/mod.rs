@@ -5,6 +5,8 @@
 //! a 16-byte key prefix; a prefix bloom filter keeps single-trace reads to a
 //! seek or two.
 
+mod graph;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -25,12 +27,12 @@ use super::keys::{
     INDEX_KEY_LEN, INDEX_PREFIX_LEN, META_FORMAT_VERSION, META_INDEX_SEQ, META_RETENTION_CUTOFF,
     MINUTE_US,
 };
-use super::keys::{decode_name_key, encode_name_key, name_prefix, CF_NAMES};
+use super::keys::{decode_name_key, encode_name_key, name_prefix, CF_GRAPH, CF_NAMES};
 use super::{
     index_keys, merge_chunks, IndexHit, IndexTag, OpenTrace, OperationName, StorageError,
     TraceStore,
 };
-use crate::model::{Trace, TraceChunk, TraceId, TraceSummary};
+use crate::model::{Aggregate, GraphRow, GraphSubject, Trace, TraceChunk, TraceId, TraceSummary};
 
 /// The on-disk format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 3;
@@ -155,6 +157,7 @@ impl RocksStore {
                 ColumnFamilyDescriptor::new(CF_OPEN, open),
                 ColumnFamilyDescriptor::new(CF_NAMES, Options::default()),
                 ColumnFamilyDescriptor::new(CF_META, Options::default()),
+                ColumnFamilyDescriptor::new(CF_GRAPH, graph::options()),
             ],
         )?;
         let store = Self {
@@ -338,6 +341,35 @@ impl RocksStore {
 }
 
 impl RocksStore {
+    /// The trace as its chunks received up to `until_us` make it.
+    fn trace_until(&self, trace_id: TraceId, until_us: u64) -> Result<Option<Trace>, StorageError> {
+        let prefix = span_key_prefix(&trace_id);
+        // A raw iterator lends keys and values: chunks decode in place, not
+        // from a copy (a 1,000-span chunk is most of a megabyte).
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_SPANS));
+        iter.seek(prefix);
+        let mut chunks = Vec::new();
+        let cutoff = self.cutoff_us.load(Ordering::Relaxed);
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let key = decode_span_key(key).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            if key.received_at_us >= cutoff && key.received_at_us <= until_us {
+                match decode_chunk(trace_id, value) {
+                    Ok(spans) => chunks.push((key.received_at_us, spans)),
+                    // One unreadable chunk must not make the rest of the trace unreadable.
+                    Err(error) => {
+                        tracing::warn!(%error, %trace_id, "skipping an undecodable span chunk")
+                    }
+                }
+            }
+            iter.next();
+        }
+        iter.status()?;
+        Ok(merge_chunks(trace_id, chunks))
+    }
+
     /// Whether a chunk of the trace was received at or after `from_us`.
     fn has_spans(&self, trace_id: TraceId, from_us: u64) -> Result<bool, StorageError> {
         let from = encode_span_key(&SpanKey {
@@ -414,36 +446,35 @@ impl TraceStore for RocksStore {
     }
 
     fn trace(&self, trace_id: TraceId) -> Result<Option<Trace>, StorageError> {
-        let prefix = span_key_prefix(&trace_id);
-        // A raw iterator lends keys and values: chunks decode in place, not
-        // from a copy (a 1,000-span chunk is most of a megabyte).
-        let mut iter = self.db.raw_iterator_cf(self.cf(CF_SPANS));
-        iter.seek(prefix);
-        let mut chunks = Vec::new();
-        let cutoff = self.cutoff_us.load(Ordering::Relaxed);
-        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            let key = decode_span_key(key).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-            if key.received_at_us >= cutoff {
-                match decode_chunk(trace_id, value) {
-                    Ok(spans) => chunks.push((key.received_at_us, spans)),
-                    // One unreadable chunk must not make the rest of the trace unreadable.
-                    Err(error) => {
-                        tracing::warn!(%error, %trace_id, "skipping an undecodable span chunk")
-                    }
-                }
-            }
-            iter.next();
-        }
-        iter.status()?;
-        Ok(merge_chunks(trace_id, chunks))
+        self.trace_until(trace_id, u64::MAX)
+    }
+
+    fn trace_received_by(
+        &self,
+        trace_id: TraceId,
+        until_us: u64,
+    ) -> Result<Option<Trace>, StorageError> {
+        self.trace_until(trace_id, until_us)
+    }
+
+    fn graph(
+        &self,
+        from_us: u64,
+        to_us: u64,
+    ) -> Result<Vec<(GraphSubject, Aggregate)>, StorageError> {
+        let (from, to) = super::graph::minutes_of(from_us, to_us);
+        self.graph_minutes(from, to)
+    }
+
+    fn expire_graph(&self, before_us: u64) -> Result<(), StorageError> {
+        self.expire_graph_before((before_us / 60_000_000).min(u32::MAX as u64) as u32)
     }
 
     fn flush(&self) -> Result<(), StorageError> {
         self.db.flush_wal(true)?;
-        for cf in [CF_SPANS, CF_TRACES, CF_INDEX, CF_OPEN, CF_NAMES, CF_META] {
+        for cf in [
+            CF_SPANS, CF_TRACES, CF_INDEX, CF_OPEN, CF_NAMES, CF_META, CF_GRAPH,
+        ] {
             self.db.flush_cf(self.cf(cf))?;
         }
         Ok(())
@@ -512,9 +543,11 @@ impl TraceStore for RocksStore {
         summaries: &[TraceSummary],
         new_names: &[OperationName],
         settled: &[JournalKey],
+        graph: &[GraphRow],
     ) -> Result<(), StorageError> {
         let index_cf = self.cf(CF_INDEX);
         let mut batch = WriteBatch::default();
+        self.merge_graph_rows(&mut batch, graph);
         for name in new_names {
             batch.put_cf(self.cf(CF_NAMES), encode_name_key(name), []);
         }
@@ -617,7 +650,9 @@ impl TraceStore for RocksStore {
 
     fn disk_bytes(&self) -> Result<u64, StorageError> {
         let mut total = 0;
-        for cf in [CF_SPANS, CF_TRACES, CF_INDEX, CF_OPEN, CF_NAMES, CF_META] {
+        for cf in [
+            CF_SPANS, CF_TRACES, CF_INDEX, CF_OPEN, CF_NAMES, CF_META, CF_GRAPH,
+        ] {
             total += self
                 .db
                 .property_int_value_cf(self.cf(cf), "rocksdb.live-sst-files-size")?
@@ -635,7 +670,7 @@ impl TraceStore for RocksStore {
     }
 
     fn compact(&self) -> Result<(), StorageError> {
-        for cf in [CF_SPANS, CF_TRACES, CF_INDEX, CF_OPEN] {
+        for cf in [CF_SPANS, CF_TRACES, CF_INDEX, CF_OPEN, CF_GRAPH] {
             self.db.flush_cf(self.cf(cf))?;
             self.db
                 .compact_range_cf(self.cf(cf), None::<&[u8]>, None::<&[u8]>);
@@ -782,7 +817,7 @@ pub(crate) mod tests {
                 .unwrap();
             let trace = store.trace(trace_id).unwrap().unwrap();
             let summary = TraceSummary::of(&trace, &Default::default(), true);
-            store.complete(&[summary], &[], &[]).unwrap();
+            store.complete(&[summary], &[], &[], &[]).unwrap();
         }
     }
 

@@ -1,0 +1,138 @@
+//! The service graph: observations from each completed trace (`edges.rs`),
+//! added up per minute into rows storage merges, a cardinality guard
+//! (`guard.rs`), Prometheus span and service-graph metrics (`metrics.rs`),
+//! and the petgraph model a range's rows build for the map API (`model.rs`).
+
+pub mod edges;
+pub mod guard;
+pub mod metrics;
+pub mod model;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::assembly::Analysis;
+use crate::model::{
+    GraphBatch, GraphRow, GraphSubject, NodeType, Span, SpanKind, StatusCode, Trace,
+};
+
+pub use guard::{GraphLimits, OVERFLOW};
+pub use metrics::GraphMetrics;
+
+/// Minutes since the epoch of a time in ns.
+fn minute_of(ns: u64) -> u32 {
+    (ns / 60_000_000_000).min(u32::MAX as u64) as u32
+}
+
+/// The service graph as completion's analysis.
+pub struct GraphAnalysis {
+    guard: Mutex<guard::Guard>,
+    metrics: GraphMetrics,
+}
+
+impl GraphAnalysis {
+    pub fn new(limits: GraphLimits, metrics: GraphMetrics) -> Self {
+        Self {
+            guard: Mutex::new(guard::Guard::new(limits)),
+            metrics,
+        }
+    }
+
+    /// Adds the observations of `trace` to `batch`, names guarded.
+    fn add(&self, trace: &Trace, batch: &mut GraphBatch) {
+        let observations = edges::observations(trace);
+        let mut guard = self.guard.lock().expect("graph guard lock");
+        for o in observations {
+            let subject = match o.subject {
+                GraphSubject::Node {
+                    id,
+                    node_type,
+                    system,
+                } => GraphSubject::Node {
+                    id: guard.node(&id).to_string(),
+                    node_type,
+                    system,
+                },
+                GraphSubject::Edge {
+                    source,
+                    target,
+                    edge_type,
+                } => {
+                    let (source, target) = guard.edge(&source, &target);
+                    GraphSubject::Edge {
+                        source: source.to_string(),
+                        target: target.to_string(),
+                        edge_type,
+                    }
+                }
+            };
+            batch.observe(
+                minute_of(o.start_ns),
+                subject,
+                o.class,
+                o.latency_us,
+                o.retry,
+                o.server_latency_us,
+            );
+        }
+        self.report_overflow(&mut guard);
+    }
+
+    fn report_overflow(&self, guard: &mut guard::Guard) {
+        let overflowed = std::mem::take(&mut guard.overflowed);
+        self.metrics.overflowed("nodes", overflowed.nodes);
+        self.metrics.overflowed("edges", overflowed.edges);
+        self.metrics.overflowed("operations", overflowed.operations);
+    }
+}
+
+impl Analysis for GraphAnalysis {
+    fn arrived(&self, spans: &[&Span]) {
+        // Added up per label set first: one metric lookup per distinct set.
+        type Key<'a> = (&'a str, &'a str, SpanKind, StatusCode);
+        let mut durations: HashMap<Key, Vec<f64>> = HashMap::new();
+        {
+            let mut guard = self.guard.lock().expect("graph guard lock");
+            for span in spans {
+                let (service, operation) = guard.operation(span.service(), &span.name);
+                durations
+                    .entry((service, operation, span.kind, span.status.code))
+                    .or_default()
+                    .push(span.duration_ns() as f64 / 1e6);
+            }
+            self.report_overflow(&mut guard);
+        }
+        for ((service, operation, kind, status), durations) in durations {
+            let labels = metrics::SpanLabels {
+                service_name: service.to_string(),
+                span_name: operation.to_string(),
+                span_kind: metrics::span_kind_label(kind),
+                status_code: metrics::status_label(status),
+            };
+            self.metrics.spans(&labels, &durations);
+        }
+    }
+
+    fn contribute(&self, trace: &Trace, previous: Option<&Trace>, batch: &mut GraphBatch) {
+        self.add(trace, batch);
+        if let Some(previous) = previous {
+            let mut earlier = GraphBatch::default();
+            self.add(previous, &mut earlier);
+            batch.subtract(earlier);
+        }
+    }
+
+    fn committed(&self, rows: &[GraphRow]) {
+        let virtual_nodes: HashMap<&str, NodeType> = rows
+            .iter()
+            .filter_map(|row| match &row.subject {
+                GraphSubject::Node { id, node_type, .. } if *node_type != NodeType::Service => {
+                    Some((id.as_str(), *node_type))
+                }
+                _ => None,
+            })
+            .collect();
+        self.metrics
+            .rows(rows, &|target| virtual_nodes.get(target).copied());
+    }
+}

@@ -46,6 +46,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod corpus;
 
+/// Traces the assembly task completes in one batch, at most (as `MAX_BATCH`).
+const BATCH: usize = 256;
+
 fn quick() -> bool {
     // `cargo test --benches` passes no `--bench` flag.
     !std::env::args().any(|a| a == "--bench")
@@ -250,7 +253,7 @@ impl Ingest {
                 &self.known,
             ));
         }
-        if self.pending.len() >= 256 {
+        if self.pending.len() >= BATCH {
             self.complete(analysis);
         }
         spans
@@ -276,13 +279,19 @@ fn graph_ratio(_c: &mut Criterion) {
         return;
     }
     let requests: usize = if quick() { 40 } else { 1_000 };
-    let shape = corpus::Shape {
-        start_ns: now_us() * 1_000 - 600_000_000_000,
-        window_ns: 300_000_000_000,
-        ..corpus::Shape::default()
-    };
+    // Traffic in time order, as it arrives: each request's traces start
+    // within ten seconds, and the requests span the last ten minutes.
+    let first_ns = now_us() * 1_000 - 600_000_000_000;
+    let step_ns = 600_000_000_000 / (requests as u64 * 2);
     let payloads: Vec<Vec<u8>> = (0..requests as u64 * 2)
-        .map(|seed| corpus::request(seed + 1, &shape).encode_to_vec())
+        .map(|seed| {
+            let shape = corpus::Shape {
+                start_ns: first_ns + seed * step_ns,
+                window_ns: 10_000_000_000,
+                ..corpus::Shape::default()
+            };
+            corpus::request(seed + 1, &shape).encode_to_vec()
+        })
         .collect();
     let graph = GraphAnalysis::new(GraphLimits::default(), GraphMetrics::default());
     let mut ingest = Ingest::new();

@@ -17,10 +17,6 @@ use crate::storage::StorageError;
 pub(super) fn options() -> Options {
     let mut options = Options::default();
     options.set_merge_operator_associative("graph_sum", merge);
-    // A bucket takes a merge from every completion batch that touches it: the
-    // memtable folds them into one value every few, so a read never merges
-    // hundreds of operands.
-    options.set_max_successive_merges(8);
     options.set_compression_type(rocksdb::DBCompressionType::Lz4);
     options
 }

@@ -241,18 +241,6 @@ fn get(runtime: &tokio::runtime::Runtime, app: &axum::Router, uri: &str) -> Vec<
     })
 }
 
-fn percentiles(name: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    eprintln!(
-        "{name}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} calls)",
-        at(0.50).as_secs_f64() * 1e3,
-        at(0.99).as_secs_f64() * 1e3,
-        samples[samples.len() - 1].as_secs_f64() * 1e3,
-        samples.len()
-    );
-}
-
 fn query(c: &mut Criterion) {
     let full = std::env::args().any(|a| a == "--bench");
     let target = std::env::var("TRACEMAP_BENCH_SPANS")
@@ -337,7 +325,7 @@ fn query(c: &mut Criterion) {
                 started.elapsed()
             })
             .collect();
-        percentiles(name, times);
+        corpus::percentiles(name, times);
     }
 
     let mut group = c.benchmark_group("query");

@@ -59,18 +59,6 @@ fn wanted(part: &str) -> bool {
     std::env::var("TRACEMAP_BENCH_ONLY").map_or(true, |only| only == part)
 }
 
-fn percentiles(name: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    eprintln!(
-        "{name}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} calls)",
-        at(0.50).as_secs_f64() * 1e3,
-        at(0.99).as_secs_f64() * 1e3,
-        samples[samples.len() - 1].as_secs_f64() * 1e3,
-        samples.len()
-    );
-}
-
 /// An hour of aggregates: `services` services, each calling `fanout`
 /// others or virtual nodes, every minute.
 fn fill_hour(store: &RocksStore, services: usize, edges: usize) {
@@ -186,7 +174,7 @@ fn map_latency(c: &mut Criterion) {
         get(uri);
         samples.push(started.elapsed());
     }
-    percentiles(
+    corpus::percentiles(
         &format!("map, last hour, {services} services and {edges} edges ({body} bytes)"),
         samples,
     );
@@ -198,7 +186,7 @@ fn map_latency(c: &mut Criterion) {
         get(uri);
         samples.push(started.elapsed());
     }
-    percentiles("map, last hour, after compaction", samples);
+    corpus::percentiles("map, last hour, after compaction", samples);
     let rows = store
         .graph(now_us() - 3_600_000_000, now_us())
         .expect("graph");

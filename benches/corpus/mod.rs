@@ -1,9 +1,12 @@
-//! The generated OTLP corpus the benches share: the load generator's shape
+//! What the benches share: the generated OTLP corpus, in the load generator's shape
 //! (about 700 encoded bytes and 11–13 attributes per span, HTTP and DB client
-//! spans, traces over 20 services), deterministic from a seed.
+//! spans, traces over 20 services), deterministic from a seed; and how
+//! latencies are reported.
 
 // Each bench uses a part of this module.
 #![allow(dead_code)]
+
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -156,4 +159,17 @@ pub fn request(seed: u64, shape: &Shape) -> ExportTraceServiceRequest {
             })
             .collect(),
     }
+}
+
+/// Prints p50, p99 and max of `samples`, in ms.
+pub fn percentiles(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    eprintln!(
+        "{name}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} calls)",
+        at(0.50).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        samples[samples.len() - 1].as_secs_f64() * 1e3,
+        samples.len()
+    );
 }

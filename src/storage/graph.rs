@@ -208,6 +208,10 @@ fn merge_into(acc: &mut Vec<(u64, i64)>, scratch: &mut Vec<(u64, i64)>, add: &[(
     if add.is_empty() {
         return;
     }
+    if acc.is_empty() && add.windows(2).all(|w| w[0].0 < w[1].0) {
+        acc.extend(add.iter().filter(|&&(_, n)| n != 0));
+        return;
+    }
     scratch.clear();
     scratch.reserve(acc.len() + add.len());
     let (mut i, mut j) = (0, 0);

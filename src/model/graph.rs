@@ -256,6 +256,81 @@ impl Latency {
     }
 }
 
+/// Half the sub-buckets of an HDR bucket at `LATENCY_SIGNIFICANT_DIGITS`
+/// (sub-buckets: 2^ceil(log2(2·10^digits))): the first bucket holds values
+/// below twice this one by one, each later one twice as wide as the one before.
+const HALF_SUB_BUCKETS: u64 = {
+    let mut n = 1u64;
+    let want = 2 * 10u64.pow(LATENCY_SIGNIFICANT_DIGITS as u32);
+    while n < want {
+        n *= 2;
+    }
+    n / 2
+};
+
+/// The dense position of a bin (the lowest value of an HDR bucket), in value
+/// order, as `hdrhistogram` numbers its counts.
+fn bin_index(bin: u64) -> usize {
+    // The bucket's width is 2^shift; values below 2·HALF have width 1.
+    let shift = LAYOUT.equivalent_range(bin).trailing_zeros() as u64;
+    (shift * HALF_SUB_BUCKETS + (bin >> shift)) as usize
+}
+
+/// The bin at a dense position (the inverse of `bin_index`).
+fn bin_at(index: usize) -> u64 {
+    let index = index as u64;
+    if index < 2 * HALF_SUB_BUCKETS {
+        return index;
+    }
+    let shift = index / HALF_SUB_BUCKETS - 1;
+    (index - shift * HALF_SUB_BUCKETS) << shift
+}
+
+/// Sums many bin lists at once: counts land in a dense array by bin, so
+/// adding a list is one pass over it, however many were added before.
+/// Reading a map sums thousands of lists per node or edge this way.
+#[derive(Debug, Clone)]
+pub struct LatencySum {
+    counts: Vec<i64>,
+    /// The positions touched since the last `take`: `[low, high)`.
+    low: usize,
+    high: usize,
+}
+
+impl Default for LatencySum {
+    fn default() -> Self {
+        Self {
+            counts: vec![0; bin_index(Latency::bin_of(MAX_LATENCY_US)) + 1],
+            low: usize::MAX,
+            high: 0,
+        }
+    }
+}
+
+impl LatencySum {
+    /// Adds `count` to `bin`, which must be a bin (`Latency::bin_of`).
+    pub fn add(&mut self, bin: u64, count: i64) {
+        let index = bin_index(bin.clamp(1, MAX_LATENCY_US)).min(self.counts.len() - 1);
+        self.counts[index] += count;
+        self.low = self.low.min(index);
+        self.high = self.high.max(index + 1);
+    }
+
+    /// The sum so far, as sparse bins; empty again after.
+    pub fn take(&mut self) -> Latency {
+        let mut bins = Vec::new();
+        for index in self.low..self.high {
+            let n = std::mem::take(&mut self.counts[index]);
+            if n != 0 {
+                bins.push((bin_at(index), n));
+            }
+        }
+        self.low = usize::MAX;
+        self.high = 0;
+        Latency { bins }
+    }
+}
+
 /// Calls (or requests) over one bucket, by class, with their latency.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Aggregate {
@@ -410,6 +485,33 @@ mod tests {
     }
 
     proptest! {
+        /// Dense positions follow value order and map back to the same bin.
+        #[test]
+        fn bin_positions_round_trip(a in 1u64..MAX_LATENCY_US, b in 1u64..MAX_LATENCY_US) {
+            let (a, b) = (Latency::bin_of(a), Latency::bin_of(b));
+            prop_assert_eq!(bin_at(bin_index(a)), a);
+            prop_assert_eq!(a.cmp(&b), bin_index(a).cmp(&bin_index(b)));
+        }
+
+        /// A dense sum equals merging the lists one by one.
+        #[test]
+        fn a_dense_sum_equals_merging(lists in proptest::collection::vec(
+            proptest::collection::vec((1u64..10_000_000, -3i64..4), 0..40), 0..6)
+        ) {
+            let mut merged = Latency::default();
+            let mut sum = LatencySum::default();
+            for list in &lists {
+                let bins: Vec<(u64, i64)> =
+                    list.iter().map(|&(v, n)| (Latency::bin_of(v), n)).collect();
+                merged.merge(&Latency::from_bins(bins.clone()));
+                for (bin, n) in bins {
+                    sum.add(bin, n);
+                }
+            }
+            prop_assert_eq!(sum.take(), merged);
+            prop_assert!(sum.take().is_empty());
+        }
+
         /// The quantiles are the ones `hdrhistogram` itself gives.
         #[test]
         fn quantiles_match_the_crates(values in proptest::collection::vec(1u64..100_000_000, 1..300)) {

@@ -10,8 +10,8 @@ mod span;
 mod trace;
 
 pub use graph::{
-    Aggregate, CallClass, EdgeType, GraphBatch, GraphRow, GraphSubject, Latency, NodeType,
-    LATENCY_SIGNIFICANT_DIGITS, MAX_LATENCY_US,
+    Aggregate, CallClass, EdgeType, GraphBatch, GraphRow, GraphSubject, Latency, LatencySum,
+    NodeType, LATENCY_SIGNIFICANT_DIGITS, MAX_LATENCY_US,
 };
 pub use ids::{IdError, SpanId, TraceId};
 pub use span::{

@@ -9,7 +9,7 @@ use prost::Message;
 
 use super::codec::CodecError;
 use super::keys::GRAPH_LEVELS;
-use crate::model::{Aggregate, GraphSubject, Latency};
+use crate::model::{Aggregate, GraphSubject, Latency, LatencySum};
 
 mod pb {
     pub use super::super::codec::pb::GraphAggregate;
@@ -107,8 +107,8 @@ fn zigzag_decode(n: u64) -> i64 {
 #[derive(Debug, Default)]
 pub struct Summer {
     counts: [i64; 5],
-    latency: Vec<(u64, i64)>,
-    server_latency: Vec<(u64, i64)>,
+    latency: LatencySum,
+    server_latency: LatencySum,
     scratch: Vec<(u64, i64)>,
 }
 
@@ -157,11 +157,19 @@ impl Summer {
                 }
             }
         }
-        // Bins first: a malformed list leaves the sum untouched.
-        let latency = decode_pairs(lists[0], lists[1])?;
-        let server = decode_pairs(lists[2], lists[3])?;
-        merge_into(&mut self.latency, &mut self.scratch, &latency);
-        merge_into(&mut self.server_latency, &mut self.scratch, &server);
+        // Both lists decoded before either is added: a malformed value
+        // leaves the sum untouched.
+        self.scratch.clear();
+        decode_pairs(lists[0], lists[1], &mut self.scratch)?;
+        let split = self.scratch.len();
+        decode_pairs(lists[2], lists[3], &mut self.scratch)?;
+        for (at, &(bin, n)) in self.scratch.iter().enumerate() {
+            if at < split {
+                self.latency.add(bin, n);
+            } else {
+                self.server_latency.add(bin, n);
+            }
+        }
         for (total, n) in self.counts.iter_mut().zip(counts) {
             *total += n;
         }
@@ -177,14 +185,18 @@ impl Summer {
             faults,
             throttles,
             retries,
-            latency: Latency::from_bins(std::mem::take(&mut self.latency)),
-            server_latency: Latency::from_bins(std::mem::take(&mut self.server_latency)),
+            latency: self.latency.take(),
+            server_latency: self.server_latency.take(),
         }
     }
 }
 
-fn decode_pairs(mut deltas: &[u8], mut counts: &[u8]) -> Result<Vec<(u64, i64)>, CodecError> {
-    let mut out = Vec::new();
+/// Appends the (bin, count) pairs of one encoded list to `out`.
+fn decode_pairs(
+    mut deltas: &[u8],
+    mut counts: &[u8],
+    out: &mut Vec<(u64, i64)>,
+) -> Result<(), CodecError> {
     let mut bin = 0u64;
     while !deltas.is_empty() {
         if counts.is_empty() {
@@ -200,41 +212,7 @@ fn decode_pairs(mut deltas: &[u8], mut counts: &[u8]) -> Result<Vec<(u64, i64)>,
             "latency bins and counts differ in length",
         ));
     }
-    Ok(out)
-}
-
-/// `acc` += `add` (both ascending), through `scratch`; zero counts dropped.
-fn merge_into(acc: &mut Vec<(u64, i64)>, scratch: &mut Vec<(u64, i64)>, add: &[(u64, i64)]) {
-    if add.is_empty() {
-        return;
-    }
-    if acc.is_empty() && add.windows(2).all(|w| w[0].0 < w[1].0) {
-        acc.extend(add.iter().filter(|&&(_, n)| n != 0));
-        return;
-    }
-    scratch.clear();
-    scratch.reserve(acc.len() + add.len());
-    let (mut i, mut j) = (0, 0);
-    while i < acc.len() || j < add.len() {
-        let next = if j == add.len() || (i < acc.len() && acc[i].0 < add[j].0) {
-            i += 1;
-            acc[i - 1]
-        } else if i == acc.len() || add[j].0 < acc[i].0 {
-            j += 1;
-            add[j - 1]
-        } else {
-            i += 1;
-            j += 1;
-            (acc[i - 1].0, acc[i - 1].1 + add[j - 1].1)
-        };
-        match scratch.last_mut() {
-            // Equal bins within `add` (a value written unsorted) still add up.
-            Some(last) if last.0 == next.0 => last.1 += next.1,
-            _ => scratch.push(next),
-        }
-    }
-    scratch.retain(|&(_, n)| n != 0);
-    std::mem::swap(acc, scratch);
+    Ok(())
 }
 
 /// The bucket (its first minute) of `level` that holds `minute`.

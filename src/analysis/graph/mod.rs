@@ -42,26 +42,32 @@ impl GraphAnalysis {
     fn add(&self, trace: &Trace, batch: &mut GraphBatch) {
         let observations = edges::observations(trace);
         let mut guard = self.guard.lock().expect("graph guard lock");
+        // A name the guard lets through keeps its string; only overflowed
+        // ones are replaced.
         for o in observations {
             let subject = match o.subject {
                 GraphSubject::Node {
                     id,
                     node_type,
                     system,
-                } => GraphSubject::Node {
-                    id: guard.node(&id).to_string(),
-                    node_type,
-                    system,
-                },
+                } => {
+                    let guarded = guard.node(&id) == OVERFLOW;
+                    GraphSubject::Node {
+                        id: if guarded { OVERFLOW.to_string() } else { id },
+                        node_type,
+                        system,
+                    }
+                }
                 GraphSubject::Edge {
                     source,
                     target,
                     edge_type,
                 } => {
-                    let (source, target) = guard.edge(&source, &target);
+                    let (s, t) = guard.edge(&source, &target);
+                    let (s_over, t_over) = (s == OVERFLOW, t == OVERFLOW);
                     GraphSubject::Edge {
-                        source: source.to_string(),
-                        target: target.to_string(),
+                        source: if s_over { OVERFLOW.to_string() } else { source },
+                        target: if t_over { OVERFLOW.to_string() } else { target },
                         edge_type,
                     }
                 }

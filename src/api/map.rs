@@ -12,7 +12,6 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::v1::time_range;
 use super::ApiState;
-use crate::analysis::graph::edges::USER;
 use crate::analysis::graph::model::ServiceMap;
 use crate::ingest::now_us;
 use crate::model::{Aggregate, NodeType};
@@ -194,7 +193,7 @@ pub async fn dependencies(
         .filter_map(|e| {
             let (source, target) = map.graph.edge_endpoints(e)?;
             let (parent, child) = (&map.graph[source], &map.graph[target]);
-            (parent.node_type != NodeType::Client && parent.id != USER).then(|| {
+            (parent.node_type != NodeType::Client).then(|| {
                 json!({
                     "parent": parent.id,
                     "child": child.id,

@@ -134,13 +134,11 @@ impl Latency {
         LAYOUT.lowest_equivalent(latency_us.clamp(1, MAX_LATENCY_US))
     }
 
-    /// Bins as stored: each must be the lowest value of its bucket.
+    /// Bins in any order, equal ones added up; each must be the lowest
+    /// value of its bucket.
     pub fn from_bins(mut bins: Vec<(u64, i64)>) -> Self {
-        if bins.windows(2).all(|w| w[0].0 < w[1].0) && bins.iter().all(|b| b.1 != 0) {
-            return Self { bins };
-        }
         bins.sort_unstable_by_key(|(bin, _)| *bin);
-        let mut latency = Self { bins: Vec::new() };
+        let mut latency = Self::default();
         latency.merge_sorted(&bins);
         latency
     }
@@ -179,18 +177,7 @@ impl Latency {
         if other.is_empty() {
             return;
         }
-        if self.bins.is_empty() {
-            self.bins.extend(other.iter().filter(|(_, n)| *n != 0));
-            // Equal bins given twice still add up.
-            if self.bins.windows(2).all(|w| w[0].0 < w[1].0) {
-                return;
-            }
-            let bins = std::mem::take(&mut self.bins);
-            for (bin, n) in bins {
-                self.record_n(bin, n);
-            }
-            return;
-        }
+        // Equal bins within `other` add up too (`out.last_mut()` below).
         let mut out = Vec::with_capacity(self.bins.len() + other.len());
         let (mut a, mut b) = (self.bins.iter().peekable(), other.iter().peekable());
         loop {
@@ -437,10 +424,6 @@ impl GraphBatch {
         for ((minute, subject), aggregate) in other.rows {
             self.add(minute, subject, &aggregate.negated());
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
     }
 
     /// The rows that count something, sorted by minute and subject.

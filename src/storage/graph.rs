@@ -29,24 +29,6 @@ fn encode_bins(latency: &Latency) -> (Vec<u64>, Vec<i64>) {
         .unzip()
 }
 
-fn decode_bins(deltas: &[u64], counts: &[i64]) -> Result<Latency, CodecError> {
-    if deltas.len() != counts.len() {
-        return Err(CodecError::Malformed(
-            "latency bins and counts differ in length",
-        ));
-    }
-    let mut bin = 0u64;
-    let bins = deltas
-        .iter()
-        .zip(counts)
-        .map(|(&delta, &n)| {
-            bin = bin.saturating_add(delta);
-            (bin, n)
-        })
-        .collect();
-    Ok(Latency::from_bins(bins))
-}
-
 pub fn encode_aggregate(aggregate: &Aggregate) -> Vec<u8> {
     let (latency_bin_deltas, latency_counts) = encode_bins(&aggregate.latency);
     let (server_latency_bin_deltas, server_latency_counts) = encode_bins(&aggregate.server_latency);
@@ -64,20 +46,11 @@ pub fn encode_aggregate(aggregate: &Aggregate) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// One stored value, decoded (as `Summer` reads it).
 pub fn decode_aggregate(bytes: &[u8]) -> Result<Aggregate, CodecError> {
-    let value = pb::GraphAggregate::decode(bytes)?;
-    Ok(Aggregate {
-        requests: value.requests,
-        errors: value.errors,
-        faults: value.faults,
-        throttles: value.throttles,
-        retries: value.retries,
-        latency: decode_bins(&value.latency_bin_deltas, &value.latency_counts)?,
-        server_latency: decode_bins(
-            &value.server_latency_bin_deltas,
-            &value.server_latency_counts,
-        )?,
-    })
+    let mut sum = Summer::default();
+    sum.add(bytes)?;
+    Ok(sum.take())
 }
 
 /// Merges stored values (the existing one first, then the operands): the

@@ -14,6 +14,7 @@
 //!   previous attempts) or follows a failed or throttled call from the same
 //!   parent to the same callee and operation.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::model::{
@@ -268,15 +269,16 @@ fn retried_calls(
         .collect();
     // Client calls grouped by (parent, callee, operation), in start order
     // (spans are sorted by start).
-    let mut groups: HashMap<(Option<usize>, String, &str), Vec<usize>> = HashMap::new();
+    type Group<'a> = (Option<usize>, Cow<'a, str>, &'a str);
+    let mut groups: HashMap<Group, Vec<usize>> = HashMap::new();
     for (i, span) in spans.iter().enumerate() {
         if !is_caller(span.kind) {
             continue;
         }
         let callee = match server_of.get(&i) {
-            Some(&s) => spans[s].service().to_string(),
+            Some(&s) => Cow::Borrowed(spans[s].service()),
             None => match semconv::peer_name(span) {
-                Some(name) => name.into_owned(),
+                Some(name) => name,
                 None => continue,
             },
         };

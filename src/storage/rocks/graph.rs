@@ -25,6 +25,19 @@ fn merge(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Opti
     Some(merge_values(existing.into_iter().chain(operands)))
 }
 
+type Cursor<'a> = (
+    [u8; 5],
+    rocksdb::DBRawIteratorWithThreadMode<'a, rocksdb::DB>,
+);
+
+/// The subject a bucket's cursor is at, if it is still in its bucket.
+fn subject_at<'c>(cursor: &'c Cursor<'_>) -> Option<&'c [u8]> {
+    let (prefix, iter) = cursor;
+    iter.key()
+        .filter(|key| key.starts_with(prefix))
+        .map(|key| &key[prefix.len()..])
+}
+
 impl RocksStore {
     /// Adds the rows to `batch`: a merge into their minute's bucket at every level.
     pub(super) fn merge_graph_rows(&self, batch: &mut WriteBatch, rows: &[GraphRow]) {
@@ -54,23 +67,18 @@ impl RocksStore {
             iter.seek(prefix);
             cursors.push((prefix, iter));
         }
-        let subject_of = |cursor: &(
-            [u8; 5],
-            rocksdb::DBRawIteratorWithThreadMode<'_, rocksdb::DB>,
-        )| {
-            cursor
-                .1
-                .key()
-                .filter(|key| key.starts_with(&cursor.0))
-                .map(|key| key[cursor.0.len()..].to_vec())
-        };
         let corrupt = |e: &dyn std::fmt::Display| StorageError::Corrupt(format!("graph: {e}"));
         let mut sum = Summer::default();
         let mut out = Vec::new();
         // The smallest subject any cursor is at, each in turn.
-        while let Some(subject) = cursors.iter().filter_map(subject_of).min() {
+        while let Some(subject) = cursors
+            .iter()
+            .filter_map(subject_at)
+            .min()
+            .map(<[u8]>::to_vec)
+        {
             for cursor in &mut cursors {
-                if subject_of(cursor).as_deref() == Some(subject.as_slice()) {
+                if subject_at(cursor) == Some(subject.as_slice()) {
                     sum.add(cursor.1.value().unwrap_or_default())
                         .map_err(|e| corrupt(&e))?;
                     cursor.1.next();

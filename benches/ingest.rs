@@ -6,7 +6,9 @@
 //! - `decode_convert`: decode and conversion to `model::Span`;
 //! - `decode_convert_encode`: and grouping and our storage encoding (no write);
 //! - `end_to_end`: decode, convert, group by trace, encode and write one
-//!   RocksDB batch (WAL, no fsync) — what an acknowledged request costs.
+//!   RocksDB batch (WAL, no fsync) — what an acknowledged request costs;
+//! - `decode_stored_chunk`: our storage decoding of a 1,000-span chunk back to
+//!   `model::Span`s, the bulk of reading a large trace.
 //!
 //! Run: `cargo bench --bench ingest`
 
@@ -15,7 +17,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use tracemap::ingest::group_by_trace;
 use tracemap::receivers::otlp::convert::convert_request;
-use tracemap::storage::codec::encode_chunk;
+use tracemap::storage::codec::{decode_chunk, encode_chunk};
 use tracemap::storage::rocks::{RocksOptions, RocksStore};
 use tracemap::storage::TraceStore;
 
@@ -76,6 +78,25 @@ fn ingest(c: &mut Criterion) {
             let chunks = group_by_trace(converted.spans);
             store.append(received_at, &chunks).unwrap();
         })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("stored");
+    let shape = corpus::Shape {
+        spans_per_request: 1000,
+        trace_len: (1000, 1000),
+        ..corpus::Shape::default()
+    };
+    let chunk = group_by_trace(convert_request(corpus::request(1, &shape)).spans).remove(0);
+    let encoded = encode_chunk(&chunk.spans);
+    eprintln!(
+        "stored chunk: {} spans, {} bytes",
+        chunk.spans.len(),
+        encoded.len()
+    );
+    group.throughput(Throughput::Elements(chunk.spans.len() as u64));
+    group.bench_function("decode_stored_chunk", |b| {
+        b.iter(|| decode_chunk(chunk.trace_id, &encoded).unwrap())
     });
     group.finish();
 }

@@ -416,21 +416,26 @@ pub async fn get_trace(
 ) -> Response {
     let result = async {
         let id = parse_jaeger_trace_id(&trace_id)?;
+        // Rendered where it was read: see `ApiState::render_trace`.
         state
-            .trace(id)
+            .blocking(move |store| {
+                Ok(store.trace(id)?.map(|trace| {
+                    sonic_rs::to_vec(&Envelope {
+                        data: vec![to_jaeger(&trace)],
+                        total: 1,
+                        limit: 0,
+                        offset: 0,
+                        errors: None,
+                    })
+                }))
+            })
             .await?
-            .ok_or_else(|| ApiError::NotFound("trace not found".into()))
+            .ok_or_else(|| ApiError::NotFound("trace not found".into()))?
+            .map_err(|e| ApiError::Internal(format!("encoding the trace: {e}")))
     }
     .await;
     match result {
-        Ok(trace) => Json(Envelope {
-            data: vec![to_jaeger(&trace)],
-            total: 1,
-            limit: 0,
-            offset: 0,
-            errors: None,
-        })
-        .into_response(),
+        Ok(body) => ([(http::header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(error) => error_envelope(error),
     }
 }

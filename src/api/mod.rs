@@ -32,11 +32,6 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// Reads a whole trace from storage off the async workers.
-    async fn trace(&self, trace_id: TraceId) -> Result<Option<Trace>, ApiError> {
-        self.blocking(move |store| store.trace(trace_id)).await
-    }
-
     /// Runs a blocking storage call off the async workers.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -49,13 +44,16 @@ impl ApiState {
             .map_err(ApiError::from)
     }
 
-    /// A trace and its summary as read now, in one trip to storage: the
+    /// A trace and its summary as read now, in one trip to storage (the
     /// stored summary when assembly has completed the trace and nothing
-    /// arrived since, else one computed from the spans (not complete).
-    async fn trace_with_summary(
+    /// arrived since, else one computed from the spans, not complete), handed
+    /// to `render` on the same blocking thread: a 1,000-span trace is tens of
+    /// thousands of allocations, cheapest freed by the thread that made them.
+    async fn render_trace<T: Send + 'static>(
         &self,
         trace_id: TraceId,
-    ) -> Result<Option<(Trace, TraceSummary)>, ApiError> {
+        render: impl FnOnce(Trace, TraceSummary) -> T + Send + 'static,
+    ) -> Result<Option<T>, ApiError> {
         let keys = self.summary_keys.clone();
         self.blocking(move |store| {
             let Some(trace) = store.trace(trace_id)? else {
@@ -65,7 +63,7 @@ impl ApiState {
                 Some(stored) if stored.complete => stored,
                 _ => TraceSummary::of(&trace, &keys, false),
             };
-            Ok(Some((trace, summary)))
+            Ok(Some(render(trace, summary)))
         })
         .await
     }

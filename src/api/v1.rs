@@ -285,19 +285,20 @@ pub async fn get_trace(
     Path(trace_id): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
     let id = parse_trace_id(&trace_id)?;
-    let (trace, summary) = state
-        .trace_with_summary(id)
+    let body = state
+        .render_trace(id, |trace, summary| {
+            let out = TraceOut {
+                summary: summary_json(&summary),
+                spans: trace.spans,
+                findings: [],
+            };
+            // Sized up front: growing a megabyte-sized body copies it again and
+            // again. sonic-rs escapes strings with SIMD; the output is serde_json's.
+            let mut body = Vec::with_capacity(4096 + out.spans.len() * 2048);
+            sonic_rs::to_writer(&mut body, &out).map(|()| body)
+        })
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("trace {id} not found")))?;
-    let summary = summary_json(&summary);
-    let out = TraceOut {
-        summary,
-        spans: trace.spans,
-        findings: [],
-    };
-    // Sized up front: growing a megabyte-sized body copies it again and again.
-    let mut body = Vec::with_capacity(4096 + out.spans.len() * 2048);
-    serde_json::to_writer(&mut body, &out)
+        .ok_or_else(|| ApiError::NotFound(format!("trace {id} not found")))?
         .map_err(|e| ApiError::Internal(format!("encoding the trace: {e}")))?;
     Ok(([(http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }

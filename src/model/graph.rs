@@ -257,9 +257,12 @@ const HALF_SUB_BUCKETS: u64 = {
 
 /// The dense position of a bin (the lowest value of an HDR bucket), in value
 /// order, as `hdrhistogram` numbers its counts.
+#[inline]
 fn bin_index(bin: u64) -> usize {
-    // The bucket's width is 2^shift; values below 2·HALF have width 1.
-    let shift = LAYOUT.equivalent_range(bin).trailing_zeros() as u64;
+    // The bucket's width is 2^shift: 1 below 2·HALF, doubling with each
+    // power of two above (`tests::bin_index_follows_hdrhistogram`).
+    let top_bit = 63 - u64::from(bin.max(1).leading_zeros());
+    let shift = top_bit.saturating_sub(u64::from(HALF_SUB_BUCKETS.trailing_zeros()));
     (shift * HALF_SUB_BUCKETS + (bin >> shift)) as usize
 }
 
@@ -446,6 +449,31 @@ impl GraphBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bin_index_follows_hdrhistogram() {
+        let mut value = 1u64;
+        while value <= MAX_LATENCY_US {
+            for v in [
+                value,
+                value + 1,
+                value * 3 / 2,
+                value.saturating_sub(1).max(1),
+            ] {
+                let shift = u64::from(LAYOUT.equivalent_range(v).trailing_zeros());
+                let expected = (shift * HALF_SUB_BUCKETS + (v >> shift)) as usize;
+                assert_eq!(bin_index(v), expected, "{v}");
+            }
+            value = value * 2 + 1;
+        }
+        for v in 1..5_000 {
+            let shift = u64::from(LAYOUT.equivalent_range(v).trailing_zeros());
+            assert_eq!(
+                bin_index(v),
+                (shift * HALF_SUB_BUCKETS + (v >> shift)) as usize
+            );
+        }
+    }
     use proptest::prelude::*;
 
     #[test]

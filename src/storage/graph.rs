@@ -66,8 +66,16 @@ pub fn merge_values<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
     encode_aggregate(&sum.take())
 }
 
+/// Reading a map is mostly this: bin deltas and counts are nearly all one byte.
+#[inline(always)]
 fn varint(bytes: &mut &[u8]) -> Result<u64, CodecError> {
-    prost::encoding::decode_varint(bytes).map_err(CodecError::Decode)
+    match bytes.split_first() {
+        Some((&byte, rest)) if byte < 0x80 => {
+            *bytes = rest;
+            Ok(u64::from(byte))
+        }
+        _ => prost::encoding::decode_varint(bytes).map_err(CodecError::Decode),
+    }
 }
 
 fn zigzag_decode(n: u64) -> i64 {
@@ -165,6 +173,7 @@ impl Summer {
 }
 
 /// Appends the (bin, count) pairs of one encoded list to `out`.
+#[inline]
 fn decode_pairs(
     mut deltas: &[u8],
     mut counts: &[u8],

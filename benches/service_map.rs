@@ -4,8 +4,11 @@
 //!   handler (in process, no socket) over a store holding an hour of
 //!   aggregates for 200 services and 2,000 edges, every edge busy every minute,
 //!   each minute written by six completion batches (merge operands, as
-//!   assembly writes them), latencies log-normal around each edge's median;
-//!   p50/p99 over 200 calls, then criterion;
+//!   assembly writes them), latencies log-normal around each edge's median:
+//!   the first read; then p50/p99 of reads each after a completion's rows for
+//!   the current minute land (a refreshed map under traffic), and of reads
+//!   each after late rows half an hour back (added beside the summed closed
+//!   buckets); before and after compaction; then criterion (reads only);
 //! - ingest with the graph on ÷ off: decode, convert, write, assemble and
 //!   complete the load generator's corpus in batches of 256 traces, with
 //!   `GraphAnalysis` and with `NoAnalysis`, interleaved in blocks;
@@ -167,26 +170,66 @@ fn map_latency(c: &mut Criterion) {
         })
     };
     let uri = "/api/v1/service-map?lookback=1h";
+    // What keeps arriving while a map is refreshed: a completion's rows for
+    // the current minute (which no summed closed bucket covers), or late ones
+    // for half an hour ago (kept beside the closed sum and added on read).
+    let write = |minute: u32| {
+        let mut aggregate = Aggregate::default();
+        aggregate.observe(CallClass::Ok, 2_000, false);
+        let rows: Vec<GraphRow> = (0..50)
+            .map(|e| GraphRow {
+                minute,
+                subject: GraphSubject::Edge {
+                    source: format!("service-{:03}", e % services),
+                    target: format!("db-{:02}", e % 20),
+                    edge_type: EdgeType::Database,
+                },
+                aggregate: aggregate.clone(),
+            })
+            .collect();
+        store.complete(&[], &[], &[], &rows).expect("write");
+    };
+    let now_minute = || (now_us() / 60_000_000) as u32;
+    let timed = |late: bool| -> Vec<Duration> {
+        let rounds = if late { calls / 10 } else { calls };
+        (0..rounds)
+            .map(|_| {
+                write(if late {
+                    now_minute() - 30
+                } else {
+                    now_minute()
+                });
+                let started = Instant::now();
+                get(uri);
+                started.elapsed()
+            })
+            .collect()
+    };
+    let started = Instant::now();
     let body = get(uri);
-    let mut samples = Vec::new();
-    for _ in 0..calls {
-        let started = Instant::now();
-        get(uri);
-        samples.push(started.elapsed());
-    }
-    corpus::percentiles(
-        &format!("map, last hour, {services} services and {edges} edges ({body} bytes)"),
-        samples,
+    eprintln!(
+        "map, last hour, first read ({body} bytes): {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
     );
-    // Once compaction has folded the merge operands into values.
-    store.compact().expect("compact");
-    let mut samples = Vec::new();
-    for _ in 0..calls {
-        let started = Instant::now();
-        get(uri);
-        samples.push(started.elapsed());
+    for (stage, compacted) in [
+        ("merge operands not compacted", false),
+        ("after compaction", true),
+    ] {
+        if compacted {
+            // Compaction folds the merge operands into values.
+            store.compact().expect("compact");
+        }
+        corpus::percentiles(
+            &format!(
+                "map, last hour, {services} services and {edges} edges, {stage}, refreshed while rows land"
+            ),
+            timed(false),
+        );
+        corpus::percentiles(
+            &format!("map, last hour, {stage}, each read after a late row half an hour back"),
+            timed(true),
+        );
     }
-    corpus::percentiles("map, last hour, after compaction", samples);
     let rows = store
         .graph(now_us() - 3_600_000_000, now_us())
         .expect("graph");

@@ -588,3 +588,63 @@ fn graph_rows_add_up_over_any_range_and_expire_by_bucket() {
         assert_eq!(total(130, 200).0, 70, "{name}");
     }
 }
+
+/// Ranges read again and again while rows land in minutes they cover, as late
+/// spans and re-completed traces write them: every read counts exactly what
+/// was written in its range, whatever RocksDB's store kept summed from an
+/// earlier read.
+#[test]
+fn graph_reads_between_late_writes_count_every_write() {
+    use crate::model::{Aggregate, CallClass, EdgeType, GraphRow, GraphSubject};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let minute_us = 60_000_000u64;
+    let ranges = [
+        (0u32, 200u32),
+        (7, 133),
+        (60, 240),
+        (0, 60),
+        (13, 299),
+        (120, 300),
+    ];
+    // Some(minute): a write; None: read range number `pick` of `ranges`.
+    let ops = proptest::collection::vec((proptest::option::of(0u32..300), 0..ranges.len()), 1..40);
+    let mut runner = TestRunner::new(Config::with_cases(24));
+    runner
+        .run(&ops, |ops| {
+            for (name, store, _dir) in stores() {
+                let mut written = Vec::new();
+                for &(write, pick) in &ops {
+                    match write {
+                        Some(minute) => {
+                            let mut aggregate = Aggregate::default();
+                            aggregate.observe(CallClass::Ok, 1_000, false);
+                            let row = GraphRow {
+                                minute,
+                                subject: GraphSubject::Edge {
+                                    source: "order".into(),
+                                    target: "db".into(),
+                                    edge_type: EdgeType::Database,
+                                },
+                                aggregate,
+                            };
+                            store.complete(&[], &[], &[], &[row]).unwrap();
+                            written.push(minute);
+                        }
+                        None => {
+                            let (from, to) = ranges[pick];
+                            let expected =
+                                written.iter().filter(|&&m| from <= m && m < to).count() as i64;
+                            let rows = store
+                                .graph(u64::from(from) * minute_us, u64::from(to) * minute_us)
+                                .unwrap();
+                            let got = rows.first().map_or(0, |(_, a)| a.requests);
+                            prop_assert_eq!(got, expected, "{}: {}..{}", name, from, to);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+}

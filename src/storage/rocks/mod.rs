@@ -72,6 +72,8 @@ pub struct RocksStore {
     cutoff_us: Arc<AtomicU64>,
     /// The oldest and newest index partitions (hours) that may hold entries.
     index_hours: (AtomicU32, AtomicU32),
+    /// Sums of closed graph buckets (see `graph.rs`).
+    graph_cache: graph::GraphCache,
 }
 
 impl From<rocksdb::Error> for StorageError {
@@ -168,6 +170,7 @@ impl RocksStore {
             index_seq: AtomicU64::new(0),
             cutoff_us,
             index_hours: (AtomicU32::new(u32::MAX), AtomicU32::new(0)),
+            graph_cache: graph::GraphCache::default(),
         };
         store.check_format_version()?;
         store
@@ -607,6 +610,8 @@ impl TraceStore for RocksStore {
         let mut write = WriteOptions::default();
         write.set_sync(self.sync_writes);
         self.db.write_opt(batch, &write)?;
+        // After the write: a sum computed from now on sees it.
+        self.graph_cache.written(graph);
         Ok(())
     }
 

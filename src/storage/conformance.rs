@@ -648,3 +648,49 @@ fn graph_reads_between_late_writes_count_every_write() {
         })
         .unwrap();
 }
+
+/// A subject whose rows net to nothing over a range is not on the map, even
+/// when its parts fall on both sides of the current ten-minute bucket (the
+/// part before it is summed and kept apart in RocksDB's store).
+#[test]
+fn a_subject_netting_to_nothing_across_the_open_bucket_is_absent() {
+    use crate::model::{Aggregate, CallClass, EdgeType, GraphRow, GraphSubject};
+    let now_minute = (crate::ingest::now_us() / 60_000_000) as u32;
+    let row = |minute: u32, negated: bool| {
+        let mut aggregate = Aggregate::default();
+        aggregate.observe(CallClass::Ok, 1_000, false);
+        GraphRow {
+            minute,
+            subject: GraphSubject::Edge {
+                source: "order".into(),
+                target: "db".into(),
+                edge_type: EdgeType::Database,
+            },
+            aggregate: if negated {
+                aggregate.negated()
+            } else {
+                aggregate
+            },
+        }
+    };
+    for (name, store, _dir) in stores() {
+        store
+            .complete(&[], &[], &[], &[row(now_minute - 30, true)])
+            .unwrap();
+        store
+            .complete(&[], &[], &[], &[row(now_minute, false)])
+            .unwrap();
+        let range = |from: u32| {
+            store
+                .graph(
+                    u64::from(from) * 60_000_000,
+                    u64::from(now_minute + 1) * 60_000_000,
+                )
+                .unwrap()
+        };
+        assert_eq!(range(now_minute - 60), vec![], "{name}");
+        // Read again (RocksDB's from its kept sum): the same.
+        assert_eq!(range(now_minute - 60), vec![], "{name}");
+        assert_eq!(range(now_minute).len(), 1, "{name}");
+    }
+}

@@ -88,13 +88,17 @@ impl RocksStore {
         let now_minute = (now_us() / 60_000_000).min(u64::from(u32::MAX)) as u32;
         let split = bucket_of(1, now_minute).clamp(from, to);
         if split == from {
-            return self.sum_buckets(&plan(from, to), &[]).map(decode_rows)?;
+            return self
+                .sum_buckets(&plan(from, to), &[], false)
+                .map(decode_rows)?;
         }
         let (closed, late) = match self.graph_cache.get(from, split) {
             Some(hit) => hit,
             None => {
                 let ticket = self.graph_cache.reserve(from, split);
-                let summed = self.sum_buckets(&plan(from, split), &[]).map(|rows| {
+                // Every subject, even one whose part here nets to nothing:
+                // what counts is its total over the whole range.
+                let summed = self.sum_buckets(&plan(from, split), &[], true).map(|rows| {
                     Arc::new(
                         rows.into_iter()
                             .map(|(subject, aggregate)| (subject, encode_aggregate(&aggregate)))
@@ -105,7 +109,7 @@ impl RocksStore {
                 (summed?, Vec::new())
             }
         };
-        self.sum_buckets(&plan(split, to), &[&closed, &late])
+        self.sum_buckets(&plan(split, to), &[&closed, &late], false)
             .map(decode_rows)?
     }
 
@@ -113,11 +117,13 @@ impl RocksStore {
     /// (lists sorted by subject, a subject possibly more than once): the
     /// sources are scanned side by side (keys within a bucket are ordered by
     /// subject), so each subject's values are summed as they meet, once.
-    /// Subjects as stored (encoded), in order.
+    /// Subjects as stored (encoded), in order; only those that counted
+    /// requests unless `every_subject`.
     fn sum_buckets(
         &self,
         buckets: &[(usize, u32)],
         extra: &[&[(Vec<u8>, Vec<u8>)]],
+        every_subject: bool,
     ) -> Result<Vec<(Vec<u8>, Aggregate)>, StorageError> {
         let cf = self.cf(CF_GRAPH);
         let mut cursors = Vec::new();
@@ -155,7 +161,7 @@ impl RocksStore {
                 }
             }
             let aggregate = sum.take();
-            if aggregate.requests > 0 {
+            if every_subject || aggregate.requests > 0 {
                 out.push((subject, aggregate));
             }
         }

@@ -76,17 +76,20 @@ impl RocksStore {
     }
 
     /// Every subject's aggregate summed over minutes `[from, to)`. The part
-    /// before the current ten-minute bucket has closed: it is summed once and
-    /// kept (`GraphCache`), and a refreshed map reads only the buckets still
-    /// being written (never a whole open hour or day), plus that one sum per
-    /// subject.
+    /// before the ten-minute bucket of the last minute has closed: it is
+    /// summed once and kept (`GraphCache`), and a refreshed map reads only the
+    /// buckets still being written (never a whole open hour or day), plus
+    /// that one sum per subject.
     pub(super) fn graph_minutes(
         &self,
         from: u32,
         to: u32,
     ) -> Result<Vec<(GraphSubject, Aggregate)>, StorageError> {
         let now_minute = (now_us() / 60_000_000).min(u64::from(u32::MAX)) as u32;
-        let split = bucket_of(1, now_minute).clamp(from, to);
+        // A minute late: completions write the minute that just ended for
+        // a while (`trace_idle`) after it ends, and a kept sum covering it
+        // would only be recomputed again and again meanwhile.
+        let split = bucket_of(1, now_minute.saturating_sub(1)).clamp(from, to);
         if split == from {
             return self
                 .sum_buckets(&plan(from, to), &[], false)

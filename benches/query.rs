@@ -3,7 +3,8 @@
 //! services, a correlation id per trace, arriving in time order over the last
 //! two hours (as traffic does), plus ten traces of 1,000 spans. Every trace is
 //! completed as the assembly task completes it: from the spans received, in
-//! batches of 256 traces per write (summaries, index blocks, names).
+//! batches of 256 traces per write (summaries, index blocks, names;
+//! `corpus::pipeline`).
 //!
 //! Reported:
 //! - the build: spans/s stored with assembly and indexing on;
@@ -19,9 +20,8 @@
 //! Run: `cargo bench --bench query` (TRACEMAP_BENCH_SPANS=n for another size;
 //! under `cargo test --benches` it runs on 20,000 spans).
 
-use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -31,12 +31,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use tower::ServiceExt;
 use tracemap::api::{router, ApiState};
-use tracemap::assembly::{complete_traces, prepare, NoAnalysis, Pending};
-use tracemap::ingest::{group_by_trace, now_us};
-use tracemap::model::{SummaryKeys, TraceId};
-use tracemap::receivers::otlp::convert::convert_request;
-use tracemap::storage::rocks::{RocksOptions, RocksStore};
-use tracemap::storage::{JournalKey, OperationName, TraceStore};
+use tracemap::assembly::{Analysis, NoAnalysis};
+use tracemap::ingest::now_us;
+use tracemap::model::TraceId;
+use tracemap::storage::TraceStore;
 use tracemap::telemetry::Telemetry;
 
 // As in the binary.
@@ -45,18 +43,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod corpus;
 
+use corpus::pipeline::Pipeline;
+
 const BIG_TRACES: u64 = 10;
 const SAMPLES: usize = 1000;
 
-/// Traces the assembly task completes in one batch, at most (as `MAX_BATCH`).
-const BATCH: usize = 256;
-
 /// The store and what the queries look for.
 struct Fixture {
-    store: Arc<RocksStore>,
-    _dir: tempfile::TempDir,
-    keys: SummaryKeys,
-    known: Mutex<HashSet<OperationName>>,
+    pipeline: Pipeline,
     big_traces: Vec<TraceId>,
     correlation_ids: Vec<String>,
     shape: corpus::Shape,
@@ -65,55 +59,19 @@ struct Fixture {
     first_start_ns: u64,
     request_interval_ns: u64,
     next_seed: u64,
-    /// Traces waiting for completion, and the journal entries they settle.
-    pending: Vec<Pending>,
-    journal: Vec<JournalKey>,
 }
 
 impl Fixture {
     /// Decodes, converts and writes one request as ingest does; with
     /// `assemble`, hands its traces to completion, which runs as the assembly
-    /// task runs it: batches of `BATCH` traces, each assembled from the spans
-    /// received, in one write.
+    /// task runs it (assembly and indexing only: the graph has its own bench).
     fn ingest(&mut self, payload: &[u8], assemble: bool) -> usize {
-        let request = ExportTraceServiceRequest::decode(payload).expect("corpus decodes");
-        let chunks = group_by_trace(convert_request(request).spans);
-        let spans = chunks.iter().map(|c| c.spans.len()).sum();
-        let received_at_us = now_us();
-        let journal = self.store.append(received_at_us, &chunks).expect("append");
-        if assemble {
-            // Each trace's first chunk, prepared on arrival as assembly does.
-            for chunk in chunks {
-                let pending = prepare(
-                    chunk.trace_id,
-                    received_at_us,
-                    chunk.spans,
-                    &self.keys,
-                    &self.known,
-                );
-                self.pending.push(pending);
-            }
-            self.journal.push(journal);
-            if self.pending.len() >= BATCH {
-                self.complete_pending();
-            }
-        }
-        spans
+        self.pipeline
+            .ingest(payload, assemble.then_some(&NoAnalysis as &dyn Analysis))
     }
 
     fn complete_pending(&mut self) {
-        let pending = std::mem::take(&mut self.pending);
-        let settled = std::mem::take(&mut self.journal);
-        complete_traces(
-            self.store.as_ref(),
-            pending,
-            &self.keys,
-            &self.known,
-            &settled,
-            // Assembly and indexing only: the graph has its own bench.
-            &NoAnalysis,
-        )
-        .expect("complete");
+        self.pipeline.complete(&NoAnalysis);
     }
 
     fn request(&mut self) -> ExportTraceServiceRequest {
@@ -132,15 +90,10 @@ impl Fixture {
 }
 
 fn build(target_spans: usize) -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Arc::new(RocksStore::open(dir.path(), &RocksOptions::default()).expect("open"));
     let now_ns = now_us() * 1_000;
     let two_hours_ns = 2 * 3_600 * 1_000_000_000;
     let mut fixture = Fixture {
-        store,
-        _dir: dir,
-        keys: tracemap::config::IndexConfig::default().summary_keys(),
-        known: Mutex::new(HashSet::new()),
+        pipeline: Pipeline::new(),
         big_traces: Vec::new(),
         correlation_ids: Vec::new(),
         shape: corpus::Shape {
@@ -152,8 +105,6 @@ fn build(target_spans: usize) -> Fixture {
         first_start_ns: now_ns - two_hours_ns,
         request_interval_ns: (two_hours_ns - 60_000_000_000) / (target_spans as u64 / 512).max(1),
         next_seed: 0,
-        pending: Vec::new(),
-        journal: Vec::new(),
     };
     let started = Instant::now();
     let mut spans = 0;
@@ -253,13 +204,14 @@ fn query(c: &mut Criterion) {
     // the build leaves behind would otherwise be what the tail measures.
     let settling = Instant::now();
     fixture
+        .pipeline
         .store
         .wait_for_compactions(Duration::from_secs(600))
         .expect("compactions settle");
     eprintln!(
         "compactions settled in {:.1}s; {} MiB on disk",
         settling.elapsed().as_secs_f64(),
-        fixture.store.disk_bytes().expect("disk bytes") >> 20
+        fixture.pipeline.store.disk_bytes().expect("disk bytes") >> 20
     );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -268,9 +220,9 @@ fn query(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let app = router(Arc::new(ApiState {
-        store: fixture.store.clone(),
+        store: fixture.pipeline.store.clone(),
         telemetry: Arc::new(Telemetry::new()),
-        summary_keys: fixture.keys.clone(),
+        summary_keys: fixture.pipeline.keys.clone(),
         ready: Arc::new(AtomicBool::new(true)),
     }));
     let big = |n: usize| {

@@ -19,29 +19,26 @@
 //! Run: `cargo bench --bench service_map` (under `cargo test --benches` it
 //! runs small; `TRACEMAP_BENCH_ONLY=map|ratio|visibility` runs one part).
 
-use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::Request;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use tower::ServiceExt;
 use tracemap::analysis::graph::{GraphAnalysis, GraphMetrics};
 use tracemap::analysis::GraphLimits;
 use tracemap::api::{router, ApiState};
-use tracemap::assembly::{complete_traces, prepare, Analysis, NoAnalysis, Pending};
-use tracemap::ingest::{group_by_trace, now_us};
+use tracemap::assembly::{Analysis, NoAnalysis};
+use tracemap::ingest::now_us;
 use tracemap::model::{
     Aggregate, CallClass, EdgeType, GraphRow, GraphSubject, NodeType, SummaryKeys,
 };
-use tracemap::receivers::otlp::convert::convert_request;
 use tracemap::storage::rocks::{RocksOptions, RocksStore};
-use tracemap::storage::{JournalKey, TraceStore};
+use tracemap::storage::TraceStore;
 use tracemap::telemetry::Telemetry;
 
 #[global_allocator]
@@ -49,8 +46,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod corpus;
 
-/// Traces the assembly task completes in one batch, at most (as `MAX_BATCH`).
-const BATCH: usize = 256;
+use corpus::pipeline::Pipeline;
 
 fn quick() -> bool {
     // `cargo test --benches` passes no `--bench` flag.
@@ -242,69 +238,6 @@ fn map_latency(c: &mut Criterion) {
     c.bench_function("map/last_hour", |b| b.iter(|| get(uri)));
 }
 
-/// Decode, convert, write and complete one request's traces.
-struct Ingest {
-    store: Arc<RocksStore>,
-    _dir: tempfile::TempDir,
-    keys: SummaryKeys,
-    known: Mutex<HashSet<tracemap::storage::OperationName>>,
-    pending: Vec<Pending>,
-    journal: Vec<JournalKey>,
-}
-
-impl Ingest {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Arc::new(RocksStore::open(dir.path(), &RocksOptions::default()).expect("open"));
-        Self {
-            store,
-            _dir: dir,
-            keys: tracemap::config::IndexConfig::default().summary_keys(),
-            known: Mutex::new(HashSet::new()),
-            pending: Vec::new(),
-            journal: Vec::new(),
-        }
-    }
-
-    fn request(&mut self, payload: &[u8], analysis: &dyn Analysis) -> usize {
-        let request = ExportTraceServiceRequest::decode(payload).expect("corpus decodes");
-        let chunks = group_by_trace(convert_request(request).spans);
-        let spans = chunks.iter().map(|c| c.spans.len()).sum();
-        let received_at_us = now_us();
-        self.journal
-            .push(self.store.append(received_at_us, &chunks).expect("append"));
-        let all: Vec<&tracemap::model::Span> = chunks.iter().flat_map(|c| &c.spans).collect();
-        analysis.arrived(&all);
-        for chunk in chunks {
-            self.pending.push(prepare(
-                chunk.trace_id,
-                received_at_us,
-                chunk.spans,
-                &self.keys,
-                &self.known,
-            ));
-        }
-        if self.pending.len() >= BATCH {
-            self.complete(analysis);
-        }
-        spans
-    }
-
-    fn complete(&mut self, analysis: &dyn Analysis) {
-        let pending = std::mem::take(&mut self.pending);
-        let settled = std::mem::take(&mut self.journal);
-        complete_traces(
-            self.store.as_ref(),
-            pending,
-            &self.keys,
-            &self.known,
-            &settled,
-            analysis,
-        )
-        .expect("complete");
-    }
-}
-
 fn graph_ratio(_c: &mut Criterion) {
     if !wanted("ratio") {
         return;
@@ -325,14 +258,14 @@ fn graph_ratio(_c: &mut Criterion) {
         })
         .collect();
     let graph = GraphAnalysis::new(GraphLimits::default(), GraphMetrics::default());
-    let mut ingest = Ingest::new();
+    let mut ingest = Pipeline::new();
     let (mut off, mut on) = (Duration::ZERO, Duration::ZERO);
     let (mut off_spans, mut on_spans) = (0, 0);
     for (n, block) in payloads.chunks(requests.div_ceil(20)).enumerate() {
         let with_graph = n % 2 == 1;
         let analysis: &dyn Analysis = if with_graph { &graph } else { &NoAnalysis };
         let started = Instant::now();
-        let spans: usize = block.iter().map(|p| ingest.request(p, analysis)).sum();
+        let spans: usize = block.iter().map(|p| ingest.ingest(p, Some(analysis))).sum();
         ingest.complete(analysis);
         let elapsed = started.elapsed();
         if with_graph {

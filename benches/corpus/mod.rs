@@ -1,10 +1,12 @@
 //! What the benches share: the generated OTLP corpus, in the load generator's shape
 //! (about 700 encoded bytes and 11–13 attributes per span, HTTP and DB client
-//! spans, traces over 20 services), deterministic from a seed; and how
-//! latencies are reported.
+//! spans, traces over 20 services), deterministic from a seed; how latencies
+//! are reported; and the ingest path driven in process (`pipeline`).
 
 // Each bench uses a part of this module.
 #![allow(dead_code)]
+
+pub mod pipeline;
 
 use std::time::Duration;
 

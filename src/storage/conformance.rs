@@ -7,8 +7,8 @@ use super::memory::MemoryStore;
 use super::rocks::{RocksOptions, RocksStore};
 use super::{IndexTag, JournalKey, OperationName, TraceStore};
 use crate::model::{
-    AttrValue, KeyValue, Resource, Span, SpanId, SummaryKeys, Trace, TraceChunk, TraceId,
-    TraceSummary,
+    Aggregate, AttrValue, CallClass, EdgeType, GraphRow, GraphSubject, KeyValue, Resource, Span,
+    SpanId, SummaryKeys, Trace, TraceChunk, TraceId, TraceSummary,
 };
 
 fn span(trace: u8, id: u8, start_ns: u64, name: &str) -> Span {
@@ -521,23 +521,30 @@ fn a_trace_reads_as_it_was_at_an_earlier_arrival() {
     }
 }
 
+/// One call from `order` to the database `target` in `minute`, as a graph row.
+pub(super) fn db_call_row(
+    minute: u32,
+    target: &str,
+    class: CallClass,
+    latency_us: u64,
+) -> GraphRow {
+    let mut aggregate = Aggregate::default();
+    aggregate.observe(class, latency_us, false);
+    GraphRow {
+        minute,
+        subject: GraphSubject::Edge {
+            source: "order".into(),
+            target: target.into(),
+            edge_type: EdgeType::Database,
+        },
+        aggregate,
+    }
+}
+
 #[test]
 fn graph_rows_add_up_over_any_range_and_expire_by_bucket() {
-    use crate::model::{Aggregate, CallClass, EdgeType, GraphRow, GraphSubject};
-    let edge = |target: &str| GraphSubject::Edge {
-        source: "order".into(),
-        target: target.into(),
-        edge_type: EdgeType::Database,
-    };
-    let row = |minute: u32, target: &str, class: CallClass, latency_us: u64| {
-        let mut aggregate = Aggregate::default();
-        aggregate.observe(class, latency_us, false);
-        GraphRow {
-            minute,
-            subject: edge(target),
-            aggregate,
-        }
-    };
+    let edge = |target: &str| db_call_row(0, target, CallClass::Ok, 1).subject;
+    let row = db_call_row;
     let minute_us = 60_000_000u64;
     for (name, store, _dir) in stores() {
         // Minutes 0..200 (crossing ten-minute and hour buckets), two batches.
@@ -595,7 +602,6 @@ fn graph_rows_add_up_over_any_range_and_expire_by_bucket() {
 /// earlier read.
 #[test]
 fn graph_reads_between_late_writes_count_every_write() {
-    use crate::model::{Aggregate, CallClass, EdgeType, GraphRow, GraphSubject};
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestRunner};
     let minute_us = 60_000_000u64;
@@ -617,17 +623,7 @@ fn graph_reads_between_late_writes_count_every_write() {
                 for &(write, pick) in &ops {
                     match write {
                         Some(minute) => {
-                            let mut aggregate = Aggregate::default();
-                            aggregate.observe(CallClass::Ok, 1_000, false);
-                            let row = GraphRow {
-                                minute,
-                                subject: GraphSubject::Edge {
-                                    source: "order".into(),
-                                    target: "db".into(),
-                                    edge_type: EdgeType::Database,
-                                },
-                                aggregate,
-                            };
+                            let row = db_call_row(minute, "db", CallClass::Ok, 1_000);
                             store.complete(&[], &[], &[], &[row]).unwrap();
                             written.push(minute);
                         }
@@ -654,24 +650,13 @@ fn graph_reads_between_late_writes_count_every_write() {
 /// part before it is summed and kept apart in RocksDB's store).
 #[test]
 fn a_subject_netting_to_nothing_across_the_open_bucket_is_absent() {
-    use crate::model::{Aggregate, CallClass, EdgeType, GraphRow, GraphSubject};
     let now_minute = (crate::ingest::now_us() / 60_000_000) as u32;
     let row = |minute: u32, negated: bool| {
-        let mut aggregate = Aggregate::default();
-        aggregate.observe(CallClass::Ok, 1_000, false);
-        GraphRow {
-            minute,
-            subject: GraphSubject::Edge {
-                source: "order".into(),
-                target: "db".into(),
-                edge_type: EdgeType::Database,
-            },
-            aggregate: if negated {
-                aggregate.negated()
-            } else {
-                aggregate
-            },
+        let mut row = db_call_row(minute, "db", CallClass::Ok, 1_000);
+        if negated {
+            row.aggregate = row.aggregate.negated();
         }
+        row
     };
     for (name, store, _dir) in stores() {
         store

@@ -343,7 +343,8 @@ impl GraphCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CallClass, EdgeType};
+    use crate::model::CallClass;
+    use crate::storage::conformance::db_call_row;
     use crate::storage::graph::decode_aggregate;
 
     fn rows(n: u8) -> CachedRows {
@@ -351,17 +352,7 @@ mod tests {
     }
 
     fn row(minute: u32) -> GraphRow {
-        let mut aggregate = Aggregate::default();
-        aggregate.observe(CallClass::Ok, 1_000, false);
-        GraphRow {
-            minute,
-            subject: GraphSubject::Edge {
-                source: "order".into(),
-                target: "db".into(),
-                edge_type: EdgeType::Database,
-            },
-            aggregate,
-        }
+        db_call_row(minute, "db", CallClass::Ok, 1_000)
     }
 
     #[test]

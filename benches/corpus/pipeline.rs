@@ -1,0 +1,90 @@
+//! The ingest path as the server runs it, driven in process on a fresh
+//! RocksDB store: decode, convert, group by trace and write one request; with
+//! assembly, each trace's first chunk prepared on arrival and the traces
+//! completed in batches of `BATCH` (the assembly task's `MAX_BATCH`), one
+//! write per batch.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use tracemap::assembly::{complete_traces, prepare, Analysis, Pending};
+use tracemap::ingest::{group_by_trace, now_us};
+use tracemap::model::{Span, SummaryKeys};
+use tracemap::receivers::otlp::convert::convert_request;
+use tracemap::storage::rocks::{RocksOptions, RocksStore};
+use tracemap::storage::{JournalKey, OperationName, TraceStore};
+
+/// Traces completed in one batch, at most (as `MAX_BATCH`).
+pub const BATCH: usize = 256;
+
+pub struct Pipeline {
+    pub store: Arc<RocksStore>,
+    _dir: tempfile::TempDir,
+    pub keys: SummaryKeys,
+    known: Mutex<HashSet<OperationName>>,
+    /// Traces waiting for completion, and the journal entries they settle.
+    pending: Vec<Pending>,
+    journal: Vec<JournalKey>,
+}
+
+impl Pipeline {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(RocksStore::open(dir.path(), &RocksOptions::default()).expect("open"));
+        Self {
+            store,
+            _dir: dir,
+            keys: tracemap::config::IndexConfig::default().summary_keys(),
+            known: Mutex::new(HashSet::new()),
+            pending: Vec::new(),
+            journal: Vec::new(),
+        }
+    }
+
+    /// Ingests one encoded request and returns its span count: written only
+    /// (`None`), or also handed to assembly, completed with `analysis` once
+    /// a batch is full.
+    pub fn ingest(&mut self, payload: &[u8], analysis: Option<&dyn Analysis>) -> usize {
+        let request = ExportTraceServiceRequest::decode(payload).expect("corpus decodes");
+        let chunks = group_by_trace(convert_request(request).spans);
+        let spans = chunks.iter().map(|c| c.spans.len()).sum();
+        let received_at_us = now_us();
+        let journal = self.store.append(received_at_us, &chunks).expect("append");
+        let Some(analysis) = analysis else {
+            return spans;
+        };
+        let all: Vec<&Span> = chunks.iter().flat_map(|c| &c.spans).collect();
+        analysis.arrived(&all);
+        for chunk in chunks {
+            self.pending.push(prepare(
+                chunk.trace_id,
+                received_at_us,
+                chunk.spans,
+                &self.keys,
+                &self.known,
+            ));
+        }
+        self.journal.push(journal);
+        if self.pending.len() >= BATCH {
+            self.complete(analysis);
+        }
+        spans
+    }
+
+    /// Completes every trace waiting, in one batch.
+    pub fn complete(&mut self, analysis: &dyn Analysis) {
+        let pending = std::mem::take(&mut self.pending);
+        let settled = std::mem::take(&mut self.journal);
+        complete_traces(
+            self.store.as_ref(),
+            pending,
+            &self.keys,
+            &self.known,
+            &settled,
+            analysis,
+        )
+        .expect("complete");
+    }
+}

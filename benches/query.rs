@@ -154,23 +154,14 @@ fn build(target_spans: usize) -> Fixture {
 /// noise falls on both alike.
 fn ingest_ratio(fixture: &mut Fixture, requests: usize) {
     let payloads: Vec<Vec<u8>> = (0..requests * 2).map(|_| fixture.payload()).collect();
-    let (mut only, mut with) = (Duration::ZERO, Duration::ZERO);
-    let (mut only_spans, mut with_spans) = (0, 0);
-    for (n, block) in payloads.chunks(requests.div_ceil(20)).enumerate() {
-        let assemble = n % 2 == 1;
-        let started = Instant::now();
-        let spans: usize = block.iter().map(|p| fixture.ingest(p, assemble)).sum();
-        if assemble {
-            fixture.complete_pending();
-            with += started.elapsed();
-            with_spans += spans;
-        } else {
-            only += started.elapsed();
-            only_spans += spans;
-        }
-    }
-    let only_rate = only_spans as f64 / only.as_secs_f64();
-    let with_rate = with_spans as f64 / with.as_secs_f64();
+    let (only_rate, with_rate) =
+        corpus::pipeline::interleaved_rates(&payloads, |block, assemble| {
+            let spans = block.iter().map(|p| fixture.ingest(p, assemble)).sum();
+            if assemble {
+                fixture.complete_pending();
+            }
+            spans
+        });
     eprintln!(
         "ingest only {only_rate:.0} spans/s; with assembly and indexing {with_rate:.0} spans/s; ratio {:.2}",
         with_rate / only_rate

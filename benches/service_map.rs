@@ -259,25 +259,13 @@ fn graph_ratio(_c: &mut Criterion) {
         .collect();
     let graph = GraphAnalysis::new(GraphLimits::default(), GraphMetrics::default());
     let mut ingest = Pipeline::new();
-    let (mut off, mut on) = (Duration::ZERO, Duration::ZERO);
-    let (mut off_spans, mut on_spans) = (0, 0);
-    for (n, block) in payloads.chunks(requests.div_ceil(20)).enumerate() {
-        let with_graph = n % 2 == 1;
-        let analysis: &dyn Analysis = if with_graph { &graph } else { &NoAnalysis };
-        let started = Instant::now();
-        let spans: usize = block.iter().map(|p| ingest.ingest(p, Some(analysis))).sum();
-        ingest.complete(analysis);
-        let elapsed = started.elapsed();
-        if with_graph {
-            on += elapsed;
-            on_spans += spans;
-        } else {
-            off += elapsed;
-            off_spans += spans;
-        }
-    }
-    let off_rate = off_spans as f64 / off.as_secs_f64();
-    let on_rate = on_spans as f64 / on.as_secs_f64();
+    let (off_rate, on_rate) =
+        corpus::pipeline::interleaved_rates(&payloads, |block, with_graph| {
+            let analysis: &dyn Analysis = if with_graph { &graph } else { &NoAnalysis };
+            let spans = block.iter().map(|p| ingest.ingest(p, Some(analysis))).sum();
+            ingest.complete(analysis);
+            spans
+        });
     eprintln!(
         "ingest with assembly: graph off {off_rate:.0} spans/s; graph on {on_rate:.0} spans/s; ratio {:.2}",
         on_rate / off_rate

@@ -6,28 +6,20 @@ mod common;
 
 use std::time::Duration;
 
-use common::{get_json, TestServer};
+use common::{get_json, sdk_provider, TestServer};
 use opentelemetry::trace::{
     Link, Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider,
 };
 use opentelemetry::Context;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_otlp::{Compression, WithExportConfig, WithTonicConfig};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
 use serde_json::json;
 
 /// Records a small checkout trace with the SDK and returns what it recorded.
 fn record(service: &str) -> Vec<SpanData> {
-    let memory = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(memory.clone())
-        .with_resource(
-            Resource::builder()
-                .with_service_name(service.to_string())
-                .build(),
-        )
-        .build();
+    let (provider, memory) = sdk_provider(service);
     let tracer = provider.tracer("bookstore.checkout");
     let warmup = tracer.in_span("warmup", |cx| cx.span().span_context().clone());
     let root = tracer

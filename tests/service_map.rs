@@ -9,12 +9,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{get_json, get_text, otlp_request, otlp_span, ServerProcess, TestServer};
+use common::{
+    get_json, get_text, otlp_request, otlp_span, sdk_provider, ServerProcess, TestServer,
+};
 use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
 use serde_json::Value;
 
@@ -23,19 +25,6 @@ fn now_ns() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64
-}
-
-fn provider(service: &str) -> (SdkTracerProvider, InMemorySpanExporter) {
-    let memory = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(memory.clone())
-        .with_resource(
-            Resource::builder()
-                .with_service_name(service.to_string())
-                .build(),
-        )
-        .build();
-    (provider, memory)
 }
 
 async fn export(grpc_url: &str, service: &str, spans: Vec<SpanData>) {
@@ -101,8 +90,8 @@ type EdgeCounts = (String, i64, i64, i64, i64);
 async fn the_map_shows_the_topology_the_sdks_recorded() {
     let server =
         TestServer::start_with(|c| c.assembly.trace_idle = Duration::from_millis(300)).await;
-    let (gateway, gateway_spans) = provider("api-gateway");
-    let (order, order_spans) = provider("order-service");
+    let (gateway, gateway_spans) = sdk_provider("api-gateway");
+    let (order, order_spans) = sdk_provider("order-service");
     let gateway_tracer = gateway.tracer("gateway");
     let order_tracer = order.tracer("order");
     let base = SystemTime::now() - Duration::from_secs(120);

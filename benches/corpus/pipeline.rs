@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
@@ -87,4 +88,24 @@ impl Pipeline {
         )
         .expect("complete");
     }
+}
+
+/// Spans/s of two ways to ingest, `(first, second)`: the payloads are cut
+/// into 40 blocks that alternate between them, so the machine's noise falls on
+/// both alike. `block(payloads, second)` ingests one block, finishing inside
+/// the timing, and returns its spans.
+pub fn interleaved_rates(
+    payloads: &[Vec<u8>],
+    mut block: impl FnMut(&[Vec<u8>], bool) -> usize,
+) -> (f64, f64) {
+    let mut time = [Duration::ZERO; 2];
+    let mut spans = [0usize; 2];
+    for (n, payloads) in payloads.chunks(payloads.len().div_ceil(40)).enumerate() {
+        let side = n % 2;
+        let started = Instant::now();
+        spans[side] += block(payloads, side == 1);
+        time[side] += started.elapsed();
+    }
+    let rate = |side: usize| spans[side] as f64 / time[side].as_secs_f64();
+    (rate(0), rate(1))
 }

@@ -310,3 +310,23 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A Rust OpenTelemetry SDK tracer provider for `service` that records into
+/// memory, as an instrumented service's SDK would before exporting.
+pub fn sdk_provider(
+    service: &str,
+) -> (
+    opentelemetry_sdk::trace::SdkTracerProvider,
+    opentelemetry_sdk::trace::InMemorySpanExporter,
+) {
+    let memory = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(memory.clone())
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(service.to_string())
+                .build(),
+        )
+        .build();
+    (provider, memory)
+}

@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
@@ -22,36 +23,77 @@ const MINUTE_US: u64 = 60_000_000;
 /// Most hops `depth` may ask for.
 const MAX_DEPTH: usize = 20;
 
-/// p50, p95 and p99 in ms, 0 when nothing was timed.
-fn percentiles(aggregate: &Aggregate) -> [f64; 3] {
-    match aggregate.latency.quantiles(&[0.5, 0.95, 0.99]) {
-        Some(q) => [q[0] / 1e3, q[1] / 1e3, q[2] / 1e3],
-        None => [0.0; 3],
+/// A node's or an edge's numbers, as both carry them.
+#[derive(Serialize)]
+struct Health {
+    requests: i64,
+    errors: i64,
+    faults: i64,
+    throttles: i64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    rate_per_s: f64,
+}
+
+impl Health {
+    fn of(aggregate: &Aggregate, seconds: f64) -> Self {
+        let [p50_ms, p95_ms, p99_ms] = match aggregate.latency.quantiles(&[0.5, 0.95, 0.99]) {
+            Some(q) => [q[0] / 1e3, q[1] / 1e3, q[2] / 1e3],
+            None => [0.0; 3],
+        };
+        Health {
+            requests: aggregate.requests,
+            errors: aggregate.errors,
+            faults: aggregate.faults,
+            throttles: aggregate.throttles,
+            p50_ms,
+            p95_ms,
+            p99_ms,
+            rate_per_s: aggregate.requests as f64 / seconds.max(1e-3),
+        }
     }
 }
 
-fn counts(aggregate: &Aggregate, seconds: f64) -> serde_json::Map<String, Value> {
-    let [p50, p95, p99] = percentiles(aggregate);
-    let mut out = serde_json::Map::new();
-    out.insert("requests".into(), json!(aggregate.requests));
-    out.insert("errors".into(), json!(aggregate.errors));
-    out.insert("faults".into(), json!(aggregate.faults));
-    out.insert("throttles".into(), json!(aggregate.throttles));
-    out.insert("p50_ms".into(), json!(p50));
-    out.insert("p95_ms".into(), json!(p95));
-    out.insert("p99_ms".into(), json!(p99));
-    out.insert(
-        "rate_per_s".into(),
-        json!(aggregate.requests as f64 / seconds.max(1e-3)),
-    );
-    out
+#[derive(Serialize)]
+struct NodeOut<'a> {
+    id: &'a str,
+    name: &'a str,
+    #[serde(rename = "type")]
+    node_type: &'static str,
+    system: &'a Option<String>,
+    #[serde(flatten)]
+    health: Health,
+}
+
+#[derive(Serialize)]
+struct EdgeOut<'a> {
+    source: &'a str,
+    target: &'a str,
+    #[serde(rename = "type")]
+    edge_type: &'static str,
+    retries: i64,
+    storm: bool,
+    #[serde(flatten)]
+    health: Health,
+}
+
+#[derive(Serialize)]
+struct MapOut<'a> {
+    start_ms: u64,
+    end_ms: u64,
+    nodes: Vec<NodeOut<'a>>,
+    edges: Vec<EdgeOut<'a>>,
+    cycles: Vec<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    focus: Option<Value>,
 }
 
 /// `GET /api/v1/service-map?start=&end=|lookback=&service=&depth=`
 pub async fn service_map(
     State(state): State<Arc<ApiState>>,
     Query(params): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (start_us, end_us) = time_range(&params)?;
     let get = |key: &str| {
         params
@@ -91,7 +133,8 @@ pub async fn service_map(
                     "start_ms": start_us / 1_000, "end_ms": end_us / 1_000,
                     "nodes": [], "edges": [], "cycles": [],
                     "focus": {"service": service, "upstream": [], "downstream": [], "entry_points": []},
-                })));
+                }))
+                .into_response());
             };
             let names = |nodes: Vec<petgraph::graph::NodeIndex>| -> Vec<String> {
                 nodes.into_iter().map(|n| map.graph[n].id.clone()).collect()
@@ -107,48 +150,50 @@ pub async fn service_map(
     };
     let shown =
         |n: petgraph::graph::NodeIndex| keep.as_ref().is_none_or(|k: &HashSet<_>| k.contains(&n));
-    let nodes: Vec<Value> = map
+    let nodes = map
         .graph
         .node_indices()
         .filter(|&n| shown(n))
         .map(|n| {
             let node = &map.graph[n];
-            let mut out = counts(&node.aggregate, seconds);
-            out.insert("id".into(), json!(node.id));
-            out.insert("name".into(), json!(node.id));
-            out.insert("type".into(), json!(node.node_type.as_str()));
-            out.insert("system".into(), json!(node.system));
-            Value::Object(out)
+            NodeOut {
+                id: &node.id,
+                name: &node.id,
+                node_type: node.node_type.as_str(),
+                system: &node.system,
+                health: Health::of(&node.aggregate, seconds),
+            }
         })
         .collect();
-    let edges: Vec<Value> = map
+    let edges = map
         .graph
         .edge_indices()
         .filter_map(|e| {
             let (source, target) = map.graph.edge_endpoints(e)?;
             (shown(source) && shown(target)).then(|| {
                 let edge = &map.graph[e];
-                let mut out = counts(&edge.aggregate, seconds);
-                out.insert("source".into(), json!(map.graph[source].id));
-                out.insert("target".into(), json!(map.graph[target].id));
-                out.insert("type".into(), json!(edge.edge_type.as_str()));
-                out.insert("retries".into(), json!(edge.aggregate.retries));
-                out.insert("storm".into(), json!(false));
-                Value::Object(out)
+                EdgeOut {
+                    source: &map.graph[source].id,
+                    target: &map.graph[target].id,
+                    edge_type: edge.edge_type.as_str(),
+                    retries: edge.aggregate.retries,
+                    storm: false,
+                    health: Health::of(&edge.aggregate, seconds),
+                }
             })
         })
         .collect();
-    let mut body = json!({
-        "start_ms": start_us / 1_000,
-        "end_ms": end_us / 1_000,
-        "nodes": nodes,
-        "edges": edges,
-        "cycles": map.cycles(),
-    });
-    if focus.is_some() {
-        body["focus"] = impact;
-    }
-    Ok(Json(body))
+    let out = MapOut {
+        start_ms: start_us / 1_000,
+        end_ms: end_us / 1_000,
+        nodes,
+        edges,
+        cycles: map.cycles(),
+        focus: focus.is_some().then_some(impact),
+    };
+    let body =
+        sonic_rs::to_vec(&out).map_err(|e| ApiError::Internal(format!("encoding the map: {e}")))?;
+    Ok(([(http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET /api/dependencies?endTs=<ms>&lookback=<ms>`: Jaeger's dependency

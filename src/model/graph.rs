@@ -177,6 +177,13 @@ impl Latency {
         if other.is_empty() {
             return;
         }
+        // A few bins into many (a new row into a kept sum): in place.
+        if other.len() <= 8 && other.len() * 8 <= self.bins.len() {
+            for &(bin, n) in other {
+                self.record_n(bin, n);
+            }
+            return;
+        }
         // Equal bins within `other` add up too (`out.last_mut()` below).
         let mut out = Vec::with_capacity(self.bins.len() + other.len());
         let (mut a, mut b) = (self.bins.iter().peekable(), other.iter().peekable());
@@ -218,28 +225,27 @@ impl Latency {
         if total == 0 {
             return None;
         }
-        Some(
-            qs.iter()
-                .map(|&q| {
-                    let q = q.clamp(0.0, 1.0);
-                    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
-                    let mut seen = 0;
-                    let bin = self
-                        .bins
-                        .iter()
-                        .find(|&&(_, n)| {
-                            seen += n.max(0) as u64;
-                            seen >= rank
-                        })
-                        .map_or(0, |&(bin, _)| bin);
-                    if q == 0.0 {
-                        bin as f64
-                    } else {
-                        LAYOUT.highest_equivalent(bin) as f64
-                    }
-                })
-                .collect(),
-        )
+        // Every rank found in one walk over the bins, the lowest first.
+        let mut wanted: Vec<(u64, usize)> = qs
+            .iter()
+            .map(|&q| ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).clamp(1, total))
+            .zip(0..)
+            .collect();
+        wanted.sort_unstable();
+        let mut out = vec![0.0; qs.len()];
+        let mut wanted = wanted.into_iter().peekable();
+        let mut seen = 0;
+        for &(bin, n) in &self.bins {
+            seen += n.max(0) as u64;
+            while let Some((_, at)) = wanted.next_if(|&(rank, _)| rank <= seen) {
+                out[at] = if qs[at] <= 0.0 {
+                    bin as f64
+                } else {
+                    LAYOUT.highest_equivalent(bin) as f64
+                };
+            }
+        }
+        Some(out)
     }
 }
 

@@ -221,6 +221,22 @@ pub fn plan(from: u32, to: u32) -> Vec<(usize, u32)> {
     out
 }
 
+/// Minutes `[from, to)`.
+pub type MinuteRange = (u32, u32);
+
+/// How a range of minutes moved from `old` to `new` (overlapping): the
+/// ranges it left (in `old`, not in `new`) and those it reached (in `new`,
+/// not in `old`).
+pub fn moved(old: (u32, u32), new: (u32, u32)) -> (Vec<MinuteRange>, Vec<MinuteRange>) {
+    let part = |from: u32, to: u32| (from < to).then_some((from, to));
+    let left = [part(old.0, new.0.min(old.1)), part(new.1.max(old.0), old.1)];
+    let reached = [part(new.0, old.0.min(new.1)), part(old.1.max(new.0), new.1)];
+    (
+        left.into_iter().flatten().collect(),
+        reached.into_iter().flatten().collect(),
+    )
+}
+
 /// A range of minutes widened to whole buckets of the coarsest level that
 /// still splits it into at least `MIN_BUCKETS_PER_RANGE`: the last hour reads
 /// ten-minute buckets, the last day hours, a week days; so a map over any
@@ -340,6 +356,37 @@ mod tests {
         assert!(plan(snap(37, 37 + 7 * 1_440).0, snap(37, 37 + 7 * 1_440).1).len() <= 8);
         // Aligned ranges are kept.
         assert_eq!(snap(600, 1_200), (600, 1_200));
+    }
+
+    #[test]
+    fn a_moved_range_is_the_old_one_minus_what_it_left_plus_what_it_reached() {
+        let minutes = |ranges: &[(u32, u32)]| -> Vec<u32> {
+            ranges.iter().flat_map(|&(a, b)| a..b).collect()
+        };
+        for (old, new) in [
+            ((570, 640), (580, 650)),
+            ((580, 650), (570, 640)),
+            ((0, 100), (10, 50)),
+            ((10, 50), (0, 100)),
+            ((5, 10), (5, 10)),
+            ((0, 10), (9, 30)),
+        ] {
+            let (left, reached) = moved(old, new);
+            let mut got: Vec<u32> = (old.0..old.1)
+                .filter(|m| !minutes(&left).contains(m))
+                .chain(minutes(&reached))
+                .collect();
+            got.sort_unstable();
+            assert_eq!(
+                got,
+                (new.0..new.1).collect::<Vec<_>>(),
+                "{old:?} -> {new:?}"
+            );
+            assert!(minutes(&left).iter().all(|m| (old.0..old.1).contains(m)));
+            assert!(minutes(&reached)
+                .iter()
+                .all(|m| !(old.0..old.1).contains(m)));
+        }
     }
 
     #[test]

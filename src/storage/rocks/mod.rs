@@ -6,6 +6,7 @@
 //! seek or two.
 
 mod graph;
+mod graph_cache;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -72,8 +73,8 @@ pub struct RocksStore {
     cutoff_us: Arc<AtomicU64>,
     /// The oldest and newest index partitions (hours) that may hold entries.
     index_hours: (AtomicU32, AtomicU32),
-    /// Sums of closed graph buckets (see `graph.rs`).
-    graph_cache: graph::GraphCache,
+    /// Range sums kept for the service map (see `graph_cache.rs`).
+    graph_cache: graph_cache::GraphCache,
 }
 
 impl From<rocksdb::Error> for StorageError {
@@ -170,7 +171,7 @@ impl RocksStore {
             index_seq: AtomicU64::new(0),
             cutoff_us,
             index_hours: (AtomicU32::new(u32::MAX), AtomicU32::new(0)),
-            graph_cache: graph::GraphCache::default(),
+            graph_cache: graph_cache::GraphCache::default(),
         };
         store.check_format_version()?;
         store
@@ -609,8 +610,9 @@ impl TraceStore for RocksStore {
         }
         let mut write = WriteOptions::default();
         write.set_sync(self.sync_writes);
+        // Kept range sums see the write once: in their snapshot or reported.
+        let _gate = (!graph.is_empty()).then(|| self.graph_cache.shared());
         self.db.write_opt(batch, &write)?;
-        // After the write: a sum computed from now on sees it.
         self.graph_cache.written(graph);
         Ok(())
     }

@@ -1,7 +1,10 @@
-//! Analysis of completed traces: the service graph (`graph/`). It runs inside
-//! assembly's completion through `assembly::Analysis`, so the rows it derives
-//! are written in the same batch as the trace's summary.
+//! Analysis of completed traces: the service graph (`graph/`), and the
+//! statement fingerprints (`fingerprint.rs`) the detectors group database,
+//! Redis, MongoDB and HTTP calls by. The graph runs inside assembly's
+//! completion through `assembly::Analysis`, so the rows it derives are written
+//! in the same batch as the trace's summary.
 
+pub mod fingerprint;
 pub mod graph;
 
 pub use graph::{GraphAnalysis, GraphLimits};

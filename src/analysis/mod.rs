@@ -4,6 +4,7 @@
 //! completion through `assembly::Analysis`, so the rows it derives are written
 //! in the same batch as the trace's summary.
 
+pub mod detectors;
 pub mod fingerprint;
 pub mod graph;
 

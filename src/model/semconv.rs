@@ -42,6 +42,7 @@ pub const HTTP_METHOD_OLD: &str = "http.method";
 pub const NET_PEER_NAME_OLD: &str = "net.peer.name";
 pub const DB_NAME_OLD: &str = "db.name";
 pub const DB_SYSTEM_OLD: &str = "db.system";
+pub const DB_STATEMENT_OLD: &str = "db.statement";
 pub const MESSAGING_SYSTEM: &str = "messaging.system";
 pub const RPC_SYSTEM: &str = "rpc.system";
 pub const RPC_SERVICE: &str = "rpc.service";

@@ -289,7 +289,8 @@ mod tests {
             50.0,
             &[],
         );
-        t.query(root, "order", "SELECT * FROM items WHERE id = 7", 1.0, 3.0);
+        let query = t.query(root, "order", "SELECT * FROM items WHERE id = 7", 1.0, 3.0);
+        t.error(query);
         let pay = t.span(
             Some(root),
             "order",
@@ -325,7 +326,7 @@ mod tests {
             db.template.as_deref(),
             Some("SELECT * FROM items WHERE id = ?")
         );
-        assert!(!db.failed);
+        assert!(db.failed);
         assert_eq!(http.kind, CallKind::Http);
         assert_eq!(http.target, "payment", "the service its server span is in");
         assert_eq!(

@@ -122,7 +122,9 @@ fn fill_hour(store: &RocksStore, services: usize, edges: usize) {
                     aggregate: node,
                 });
             }
-            store.complete(&[], &[], &[], &rows).expect("graph rows");
+            store
+                .complete(&[], &[], &[], &rows, &[])
+                .expect("graph rows");
         }
     }
 }
@@ -183,7 +185,7 @@ fn map_latency(c: &mut Criterion) {
                 aggregate: aggregate.clone(),
             })
             .collect();
-        store.complete(&[], &[], &[], &rows).expect("write");
+        store.complete(&[], &[], &[], &rows, &[]).expect("write");
     };
     let now_minute = || (now_us() / 60_000_000) as u32;
     let timed = |late: bool| -> Vec<Duration> {

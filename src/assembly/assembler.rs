@@ -313,12 +313,21 @@ pub fn complete_traces(
         new_names.retain(|n| !known.contains(n));
     }
     let mut graph = GraphBatch::default();
-    for trace in &traces {
+    let mut findings = Vec::new();
+    // Summaries are in the traces' order.
+    for (trace, summary) in traces.iter().zip(&mut summaries) {
         analysis.contribute(trace, previous.get(&trace.trace_id), &mut graph);
+        let first = findings.len();
+        analysis.inspect(trace, &mut findings);
+        let found = &findings[first..];
+        summary.finding_count = found.len().min(usize::from(u16::MAX)) as u32;
+        summary.finding_kinds = found.iter().map(|f| f.kind.as_str().to_string()).collect();
+        summary.finding_kinds.sort_unstable();
+        summary.finding_kinds.dedup();
     }
     let rows = graph.into_rows();
-    store.complete(&summaries, &new_names, settled, &rows)?;
-    analysis.committed(&rows);
+    store.complete(&summaries, &new_names, settled, &rows, &findings)?;
+    analysis.committed(&rows, &findings);
     known.lock().expect("known names lock").extend(new_names);
     Ok(traces)
 }

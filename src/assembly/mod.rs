@@ -19,7 +19,7 @@ mod open;
 pub use assembler::{complete_traces, prepare, Arrival, Assembler};
 pub use open::{OpenTraces, Pending, Prepared};
 
-use crate::model::{GraphBatch, GraphRow, Span, Trace};
+use crate::model::{Finding, GraphBatch, GraphRow, Span, Trace};
 
 /// What analysis adds to completion: the service-map rows each completed
 /// trace contributes, written in the same batch as its summary. A trait, so
@@ -34,8 +34,12 @@ pub trait Analysis: Send + Sync {
     /// completed before. So a late span changes the counts, never doubles them.
     fn contribute(&self, trace: &Trace, previous: Option<&Trace>, batch: &mut GraphBatch);
 
-    /// A batch's rows once they are durable.
-    fn committed(&self, _rows: &[GraphRow]) {}
+    /// Adds what the detectors find in `trace` to `out`; stored with the
+    /// batch, replacing what an earlier completion found.
+    fn inspect(&self, _trace: &Trace, _out: &mut Vec<Finding>) {}
+
+    /// A batch's rows and findings once they are durable.
+    fn committed(&self, _rows: &[GraphRow], _findings: &[Finding]) {}
 }
 
 /// No analysis: completion writes summaries and indexes only.

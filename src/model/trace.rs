@@ -108,6 +108,10 @@ pub struct TraceSummary {
     pub complete: bool,
     /// When the newest span this summary covers was received (µs).
     pub last_received_us: u64,
+    /// The kinds of the trace's findings, distinct and sorted.
+    pub finding_kinds: Vec<String>,
+    /// How many findings its completion stored.
+    pub finding_count: u32,
 }
 
 /// Longest attribute value that is indexed.
@@ -227,6 +231,8 @@ impl TraceSummary {
             attributes,
             complete,
             last_received_us: trace.last_received_us,
+            finding_kinds: Vec::new(),
+            finding_count: 0,
         }
     }
 }

@@ -364,7 +364,9 @@ pub fn encode_summary(summary: &TraceSummary, index_seq: u64) -> Vec<u8> {
         + varint_len(9, summary.last_received_us)
         + pairs_len(10, &summary.operations)
         + pairs_len(11, &summary.attributes)
-        + varint_len(12, index_seq);
+        + varint_len(12, index_seq)
+        + strings_len(13, &summary.finding_kinds)
+        + varint_len(14, u64::from(summary.finding_count));
     let mut buf = Vec::with_capacity(len);
     put_string(&mut buf, 1, &summary.root_service);
     put_string(&mut buf, 2, &summary.root_operation);
@@ -390,6 +392,11 @@ pub fn encode_summary(summary: &TraceSummary, index_seq: u64) -> Vec<u8> {
         }
     }
     put_varint(&mut buf, 12, index_seq);
+    for item in &summary.finding_kinds {
+        put_nested(&mut buf, 13, item.len());
+        buf.extend_from_slice(item.as_bytes());
+    }
+    put_varint(&mut buf, 14, u64::from(summary.finding_count));
     debug_assert_eq!(buf.len(), len);
     buf
 }
@@ -417,6 +424,8 @@ pub fn decode_summary(trace_id: TraceId, bytes: &[u8]) -> Result<(TraceSummary, 
         attributes: from_pairs(s.attributes),
         complete: false,
         last_received_us: s.last_received_us,
+        finding_kinds: s.finding_kinds,
+        finding_count: s.finding_count,
     };
     Ok((summary, index_seq))
 }
@@ -781,6 +790,8 @@ pub(crate) mod tests {
             attributes: vec![("http.route".into(), "/books/{id}".into())],
             complete: false,
             last_received_us: 1_764_316_801_000_000,
+            finding_kinds: vec!["n_plus_one".into(), "slow_db".into()],
+            finding_count: 3,
         };
         assert_eq!(
             decode_summary(TraceId([4; 16]), &encode_summary(&summary, 77)).unwrap(),
@@ -812,6 +823,8 @@ pub(crate) mod tests {
             operations: to_pairs(&summary.operations),
             attributes: to_pairs(&summary.attributes),
             index_seq,
+            finding_kinds: summary.finding_kinds.clone(),
+            finding_count: summary.finding_count,
         }
         .encode_to_vec()
     }
@@ -834,11 +847,13 @@ pub(crate) mod tests {
                 span_count: counts.1,
                 error_count: counts.2,
                 services: services.clone(),
-                correlation_ids: services,
+                correlation_ids: services.clone(),
                 operations: pairs.clone(),
                 attributes: pairs,
                 complete: false,
                 last_received_us: counts.3,
+                finding_kinds: services,
+                finding_count: counts.1 as u32,
             };
             prop_assert_eq!(
                 encode_summary(&summary, counts.4),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::keys::pair_term;
 use super::memory::MemoryStore;
 use super::rocks::{RocksOptions, RocksStore};
-use super::{IndexTag, JournalKey, OperationName, TraceStore};
+use super::{FindingQuery, IndexTag, JournalKey, OperationName, TraceStore};
 use crate::model::{
     Aggregate, AttrValue, CallClass, EdgeType, GraphRow, GraphSubject, KeyValue, Resource, Span,
     SpanId, SummaryKeys, Trace, TraceChunk, TraceId, TraceSummary,
@@ -177,7 +177,7 @@ fn appended_traces_are_open_until_completed() {
         );
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
         store
-            .complete(&[summary_of(&trace)], &[], &[first], &[])
+            .complete(&[summary_of(&trace)], &[], &[first], &[], &[])
             .unwrap();
         assert_eq!(
             open_of(store.as_ref()),
@@ -208,7 +208,7 @@ fn one_journal_entry_per_request_open_until_all_its_traces_complete() {
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
         // Completed, but the entry still names trace 2: assembly settles nothing.
         store
-            .complete(&[summary_of(&trace)], &[], &[], &[])
+            .complete(&[summary_of(&trace)], &[], &[], &[], &[])
             .unwrap();
         assert_eq!(
             open_of(store.as_ref()),
@@ -217,7 +217,7 @@ fn one_journal_entry_per_request_open_until_all_its_traces_complete() {
         );
         let trace = store.trace(TraceId([2; 16])).unwrap().unwrap();
         store
-            .complete(&[summary_of(&trace)], &[], &[], &[])
+            .complete(&[summary_of(&trace)], &[], &[], &[], &[])
             .unwrap();
         // Recovery finds both complete (and drops the entry itself).
         assert!(open_of(store.as_ref()).is_empty(), "{name}");
@@ -241,7 +241,13 @@ fn a_completion_never_closes_spans_that_arrived_after_it_read() {
             .append(9, &[chunk(vec![span(1, 2, 1_500, "late")])])
             .unwrap();
         store
-            .complete(&[summary_of(&read_before_late_span)], &[], &[first], &[])
+            .complete(
+                &[summary_of(&read_before_late_span)],
+                &[],
+                &[first],
+                &[],
+                &[],
+            )
             .unwrap();
         assert_eq!(
             open_of(store.as_ref()),
@@ -262,7 +268,7 @@ fn recompletion_replaces_index_entries() {
             .unwrap();
         let first = summary_of(&store.trace(TraceId([1; 16])).unwrap().unwrap());
         store
-            .complete(std::slice::from_ref(&first), &[], &[], &[])
+            .complete(std::slice::from_ref(&first), &[], &[], &[], &[])
             .unwrap();
         // A late span starting earlier moves the trace's start and adds an id.
         let mut late = span(1, 2, 2_000_000, "late");
@@ -271,7 +277,7 @@ fn recompletion_replaces_index_entries() {
         store.append(9, &[chunk(vec![late])]).unwrap();
         let second = summary_of(&store.trace(TraceId([1; 16])).unwrap().unwrap());
         store
-            .complete(std::slice::from_ref(&second), &[], &[], &[])
+            .complete(std::slice::from_ref(&second), &[], &[], &[], &[])
             .unwrap();
 
         let all = store
@@ -304,7 +310,7 @@ fn operations_and_indexed_attributes_are_indexed_and_reindexed() {
         store.append(5, &[chunk(vec![first])]).unwrap();
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
         store
-            .complete(&[TraceSummary::of(&trace, &keys, true)], &[], &[], &[])
+            .complete(&[TraceSummary::of(&trace, &keys, true)], &[], &[], &[], &[])
             .unwrap();
         let scan = |tag, value: &str| {
             store
@@ -342,7 +348,7 @@ fn operations_and_indexed_attributes_are_indexed_and_reindexed() {
         store.append(9, &[chunk(vec![late])]).unwrap();
         let trace = store.trace(TraceId([1; 16])).unwrap().unwrap();
         store
-            .complete(&[TraceSummary::of(&trace, &keys, true)], &[], &[], &[])
+            .complete(&[TraceSummary::of(&trace, &keys, true)], &[], &[], &[], &[])
             .unwrap();
         for (tag, value) in [
             (IndexTag::Operation, op("GET /books")),
@@ -371,7 +377,7 @@ fn index_scans_are_newest_first_within_the_range() {
             store.append(u64::from(n), &[chunk(vec![s])]).unwrap();
             let trace = store.trace(TraceId([n; 16])).unwrap().unwrap();
             store
-                .complete(&[summary_of(&trace)], &[], &[], &[])
+                .complete(&[summary_of(&trace)], &[], &[], &[], &[])
                 .unwrap();
         }
         let hits = store
@@ -407,10 +413,10 @@ fn operation_names_are_listed_by_service() {
             op("order-v2", "x", 1),
         ];
         store
-            .complete(&[summary_of(&trace)], &names, &[], &[])
+            .complete(&[summary_of(&trace)], &names, &[], &[], &[])
             .unwrap();
         store
-            .complete(&[summary_of(&trace)], &names[..1], &[], &[])
+            .complete(&[summary_of(&trace)], &names[..1], &[], &[], &[])
             .unwrap();
         assert_eq!(store.names(None).unwrap(), names.to_vec(), "{name}");
         assert_eq!(
@@ -435,7 +441,7 @@ fn expired_traces_vanish_from_every_read() {
                 .unwrap();
             let trace = store.trace(TraceId([n; 16])).unwrap().unwrap();
             store
-                .complete(&[summary_of(&trace)], &[], &[], &[])
+                .complete(&[summary_of(&trace)], &[], &[], &[], &[])
                 .unwrap();
         }
         // The clock is the caller's: "now" minus retention is 25 ms here.
@@ -475,7 +481,7 @@ fn expired_traces_vanish_from_every_read() {
             .unwrap();
         let trace = store.trace(TraceId([4; 16])).unwrap().unwrap();
         store
-            .complete(&[summary_of(&trace)], &[], &[], &[])
+            .complete(&[summary_of(&trace)], &[], &[], &[], &[])
             .unwrap();
         store.expire(25_000).unwrap();
         assert!(store.trace(TraceId([4; 16])).unwrap().is_some(), "{name}");
@@ -552,18 +558,24 @@ fn graph_rows_add_up_over_any_range_and_expire_by_bucket() {
             .map(|m| row(m, "db", CallClass::Ok, 1_000 + m as u64))
             .collect();
         let (first, second) = rows.split_at(77);
-        store.complete(&[], &[], &[], first).unwrap();
-        store.complete(&[], &[], &[], second).unwrap();
+        store.complete(&[], &[], &[], first, &[]).unwrap();
+        store.complete(&[], &[], &[], second, &[]).unwrap();
         // A fault in minute 61 and one taken back again in minute 62.
         store
-            .complete(&[], &[], &[], &[row(61, "db", CallClass::Fault, 5_000)])
+            .complete(
+                &[],
+                &[],
+                &[],
+                &[row(61, "db", CallClass::Fault, 5_000)],
+                &[],
+            )
             .unwrap();
         let mut undo = row(62, "cache", CallClass::Ok, 9);
         store
-            .complete(&[], &[], &[], std::slice::from_ref(&undo))
+            .complete(&[], &[], &[], std::slice::from_ref(&undo), &[])
             .unwrap();
         undo.aggregate = undo.aggregate.negated();
-        store.complete(&[], &[], &[], &[undo]).unwrap();
+        store.complete(&[], &[], &[], &[undo], &[]).unwrap();
         let total = |from: u64, to: u64| -> (i64, i64) {
             let rows = store.graph(from * minute_us, to * minute_us).unwrap();
             assert!(
@@ -635,7 +647,7 @@ fn graph_reads_between_late_writes_count_every_write() {
                             if taken_back {
                                 row.aggregate = row.aggregate.negated();
                             }
-                            store.complete(&[], &[], &[], &[row]).unwrap();
+                            store.complete(&[], &[], &[], &[row], &[]).unwrap();
                             written.push((minute, if taken_back { -1 } else { 1 }));
                         }
                         None => {
@@ -676,10 +688,10 @@ fn a_subject_netting_to_nothing_across_the_open_bucket_is_absent() {
     };
     for (name, store, _dir) in stores() {
         store
-            .complete(&[], &[], &[], &[row(now_minute - 30, true)])
+            .complete(&[], &[], &[], &[row(now_minute - 30, true)], &[])
             .unwrap();
         store
-            .complete(&[], &[], &[], &[row(now_minute, false)])
+            .complete(&[], &[], &[], &[row(now_minute, false)], &[])
             .unwrap();
         let range = |from: u32| {
             store
@@ -719,7 +731,7 @@ fn graph_reads_racing_writes_count_each_write_once() {
                 for n in 0..600u32 {
                     let minute = (n * 37) % 120;
                     let rows = [db_call_row(minute, "db", CallClass::Ok, 1_000)];
-                    store.complete(&[], &[], &[], &rows).unwrap();
+                    store.complete(&[], &[], &[], &rows, &[]).unwrap();
                     written[minute as usize].fetch_add(1, Ordering::SeqCst);
                 }
             })
@@ -748,5 +760,114 @@ fn graph_reads_racing_writes_count_each_write_once() {
         for (from, to) in ranges {
             assert_eq!(read(from, to), count(from, to), "{name}: {from}..{to}");
         }
+    }
+}
+
+/// Findings are stored with their trace's completion, read back by time,
+/// kind, service and trace, indexed by kind for trace search, replaced (not
+/// added to) when the trace completes again, and dropped by retention.
+#[test]
+fn findings_are_stored_replaced_and_expired_with_their_trace() {
+    use super::findings::sample;
+    use crate::model::{Finding, FindingKind};
+    let minute_ns = 60_000_000_000u64;
+    let completed = |trace: u8, start_minute: u64, findings: &[Finding]| {
+        let mut summary = TraceSummary {
+            trace_id: TraceId([trace; 16]),
+            start_ns: start_minute * minute_ns,
+            duration_ns: 1_000_000,
+            span_count: 1,
+            services: vec!["order".into()],
+            complete: true,
+            last_received_us: start_minute * 60_000_000,
+            ..TraceSummary::default()
+        };
+        summary.finding_count = findings.len() as u32;
+        summary.finding_kinds = findings.iter().map(|f| f.kind.as_str().into()).collect();
+        summary.finding_kinds.sort();
+        summary.finding_kinds.dedup();
+        summary
+    };
+    let all = FindingQuery {
+        from_us: 0,
+        to_us: u64::MAX,
+        limit: 100,
+        ..FindingQuery::default()
+    };
+    for (name, store, _dir) in stores() {
+        let a = [
+            sample(1, FindingKind::NPlusOne, "order"),
+            sample(1, FindingKind::SlowDb, "order"),
+        ];
+        let b = [sample(2, FindingKind::SlowDb, "catalog")];
+        store
+            .complete(&[completed(1, 100, &a)], &[], &[], &[], &a)
+            .unwrap();
+        store
+            .complete(&[completed(2, 200, &b)], &[], &[], &[], &b)
+            .unwrap();
+        let kinds = |query: &FindingQuery| -> Vec<(u8, FindingKind)> {
+            let found = store.findings(query).unwrap();
+            found.iter().map(|f| (f.trace_id.0[0], f.kind)).collect()
+        };
+        // Newest trace first, each trace's in order.
+        assert_eq!(
+            kinds(&all),
+            [
+                (2, FindingKind::SlowDb),
+                (1, FindingKind::NPlusOne),
+                (1, FindingKind::SlowDb)
+            ],
+            "{name}"
+        );
+        assert_eq!(store.findings(&all).unwrap()[1], a[0], "{name}: all fields");
+        let slow = FindingQuery {
+            kind: Some(FindingKind::SlowDb),
+            ..all.clone()
+        };
+        assert_eq!(
+            kinds(&slow),
+            [(2, FindingKind::SlowDb), (1, FindingKind::SlowDb)],
+            "{name}"
+        );
+        let order = FindingQuery {
+            service: Some("order".into()),
+            limit: 1,
+            ..all.clone()
+        };
+        assert_eq!(kinds(&order), [(1, FindingKind::NPlusOne)], "{name}");
+        let early = FindingQuery {
+            to_us: 150 * 60_000_000,
+            ..all.clone()
+        };
+        assert_eq!(kinds(&early).len(), 2, "{name}: by time");
+        let one = FindingQuery {
+            trace_id: Some(TraceId([2; 16])),
+            ..all.clone()
+        };
+        assert_eq!(kinds(&one), [(2, FindingKind::SlowDb)], "{name}");
+        // Trace search by kind reads the index.
+        let hits = store
+            .scan_index(IndexTag::Finding, "n_plus_one", 0, u64::MAX, 10)
+            .unwrap();
+        assert_eq!(hits.len(), 1, "{name}");
+        assert_eq!(hits[0].trace_id, TraceId([1; 16]), "{name}");
+        // Completed again, one finding left: replaced, not added to.
+        let again = [sample(1, FindingKind::SlowDb, "order")];
+        store
+            .complete(&[completed(1, 100, &again)], &[], &[], &[], &again)
+            .unwrap();
+        assert_eq!(
+            kinds(&all),
+            [(2, FindingKind::SlowDb), (1, FindingKind::SlowDb)],
+            "{name}"
+        );
+        assert!(store
+            .scan_index(IndexTag::Finding, "n_plus_one", 0, u64::MAX, 10)
+            .unwrap()
+            .is_empty());
+        // Retention takes the older trace's.
+        store.expire(150 * 60_000_000).unwrap();
+        assert_eq!(kinds(&all), [(2, FindingKind::SlowDb)], "{name}");
     }
 }

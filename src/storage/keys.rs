@@ -13,6 +13,13 @@
 //! | `names` | service · 0x00 · operation · 0x00 · span kind (1)          | empty |
 //! | `meta`  | name (ASCII)                                               | per key |
 //! | `graph` | level (1) · bucket minute (u32) · subject (below)           | `GraphAggregate` (proto/), merged by RocksDB |
+//! | `findings` | start_us (u64) · trace_id (16) · n (u16)                 | `Finding` (proto/) |
+//!
+//! `findings` are keyed by their trace's start, so a time range is one scan
+//! (newest first in reverse) and retention one range delete; the summary
+//! records how many its completion wrote, so a re-completion deletes exactly
+//! those before writing its own. They are indexed (`index`, tag `Finding`)
+//! by kind, so trace search by `finding=` reads no finding.
 //!
 //! `names` lists every (service, operation, kind) seen, for the service and
 //! operation pickers; the service is a prefix, so one scan lists a service's
@@ -62,6 +69,7 @@ pub const CF_INDEX: &str = "index";
 pub const CF_OPEN: &str = "open";
 pub const CF_NAMES: &str = "names";
 pub const CF_GRAPH: &str = "graph";
+pub const CF_FINDINGS: &str = "findings";
 
 /// A `names` key: a service, one of its operations and the span kind.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -175,6 +183,8 @@ pub enum IndexTag {
     Operation = 4,
     /// An indexed attribute's (key, value) on a span; the value is `pair_term`'s.
     Attribute = 5,
+    /// A kind of finding in the trace (`slow_db`, `n_plus_one`, …).
+    Finding = 6,
 }
 
 /// The indexed value of a pair: both parts, NUL-separated.
@@ -333,6 +343,37 @@ pub fn decode_journal_key(bytes: &[u8]) -> Result<JournalKey, KeyError> {
     Ok(JournalKey {
         received_at_us: u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
         seq: u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes")),
+    })
+}
+
+/// The key of one finding: its trace's start, the trace, its place among
+/// the trace's findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FindingKey {
+    pub start_us: u64,
+    pub trace_id: TraceId,
+    pub n: u16,
+}
+
+pub const FINDING_KEY_LEN: usize = 8 + TraceId::LEN + 2;
+
+pub fn encode_finding_key(key: &FindingKey) -> [u8; FINDING_KEY_LEN] {
+    let mut out = [0u8; FINDING_KEY_LEN];
+    out[..8].copy_from_slice(&key.start_us.to_be_bytes());
+    out[8..24].copy_from_slice(key.trace_id.as_bytes());
+    out[24..].copy_from_slice(&key.n.to_be_bytes());
+    out
+}
+
+pub fn decode_finding_key(bytes: &[u8]) -> Result<FindingKey, KeyError> {
+    let bytes: &[u8; FINDING_KEY_LEN] = bytes.try_into().map_err(|_| KeyError {
+        cf: CF_FINDINGS,
+        len: bytes.len(),
+    })?;
+    Ok(FindingKey {
+        start_us: u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
+        trace_id: TraceId(bytes[8..24].try_into().expect("16 bytes")),
+        n: u16::from_be_bytes(bytes[24..].try_into().expect("2 bytes")),
     })
 }
 
@@ -613,6 +654,33 @@ mod tests {
             let bytes = encode_span_key(&key);
             prop_assert!(bytes.starts_with(&span_key_prefix(&key.trace_id)));
         }
+    }
+
+    #[test]
+    fn finding_key_golden_bytes_and_order() {
+        let key = FindingKey {
+            start_us: 0x0102_0304_0506_0708,
+            trace_id: TraceId([0xaa; 16]),
+            n: 0x0b0c,
+        };
+        let bytes = encode_finding_key(&key);
+        assert_eq!(&bytes[..8], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(&bytes[8..24], &[0xaa; 16]);
+        assert_eq!(&bytes[24..], &[0x0b, 0x0c]);
+        assert_eq!(decode_finding_key(&bytes).unwrap(), key);
+        assert!(decode_finding_key(&bytes[1..]).is_err());
+        // Byte order is time order, then trace, then place.
+        let later = FindingKey {
+            start_us: key.start_us + 1,
+            n: 0,
+            ..key
+        };
+        assert!(encode_finding_key(&key) < encode_finding_key(&later));
+        let next = FindingKey {
+            n: key.n + 1,
+            ..key
+        };
+        assert!(encode_finding_key(&key) < encode_finding_key(&next));
     }
 
     #[test]

@@ -3,13 +3,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use super::keys::index_hash;
+use super::keys::{index_hash, FindingKey};
 use super::{
-    index_keys, merge_chunks, IndexHit, IndexTag, JournalKey, OpenTrace, OperationName,
-    StorageError, TraceStore,
+    findings, index_keys, merge_chunks, FindingQuery, IndexHit, IndexTag, JournalKey, OpenTrace,
+    OperationName, StorageError, TraceStore,
 };
 use crate::model::{
-    Aggregate, GraphRow, GraphSubject, Span, Trace, TraceChunk, TraceId, TraceSummary,
+    Aggregate, Finding, GraphRow, GraphSubject, Span, Trace, TraceChunk, TraceId, TraceSummary,
 };
 
 /// The chunks of one trace with the time each was received.
@@ -32,6 +32,7 @@ struct State {
     names: std::collections::BTreeSet<OperationName>,
     /// (minute, subject) → aggregate: the finest level only.
     graph: BTreeMap<(u32, GraphSubject), Aggregate>,
+    findings: BTreeMap<FindingKey, Finding>,
 }
 
 impl MemoryStore {
@@ -100,6 +101,22 @@ impl TraceStore for MemoryStore {
             }
         }
         Ok(sum.into_rows())
+    }
+
+    fn findings(&self, query: &FindingQuery) -> Result<Vec<Finding>, StorageError> {
+        let state = self.state.lock().expect("memory store lock");
+        // Newest trace first, each trace's findings in order.
+        let mut out: Vec<(&FindingKey, &Finding)> = state
+            .findings
+            .iter()
+            .filter(|(key, f)| query.wants(key.start_us, f))
+            .collect();
+        out.sort_by_key(|(key, _)| (std::cmp::Reverse((key.start_us, key.trace_id)), key.n));
+        Ok(out
+            .into_iter()
+            .take(query.limit)
+            .map(|(_, f)| f.clone())
+            .collect())
     }
 
     fn expire_graph(&self, before_us: u64) -> Result<(), StorageError> {
@@ -173,8 +190,19 @@ impl TraceStore for MemoryStore {
         new_names: &[OperationName],
         settled: &[JournalKey],
         graph: &[GraphRow],
+        findings: &[Finding],
     ) -> Result<(), StorageError> {
         let mut state = self.state.lock().expect("memory store lock");
+        for summary in summaries {
+            if let Some(old) = state.summaries.get(&summary.trace_id) {
+                for key in findings::keys_of(old).collect::<Vec<_>>() {
+                    state.findings.remove(&key);
+                }
+            }
+        }
+        for (key, finding) in findings::keyed(summaries, findings) {
+            state.findings.insert(key, finding.clone());
+        }
         state.names.extend(new_names.iter().cloned());
         for row in graph {
             state
@@ -237,6 +265,7 @@ impl TraceStore for MemoryStore {
         state
             .index
             .retain(|(_, _, start_us, _), _| *start_us >= before_us);
+        state.findings.retain(|key, _| key.start_us >= before_us);
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 //! Both pass the same conformance suite (`conformance`).
 
 pub mod codec;
+pub mod findings;
 pub mod graph;
 pub mod keys;
 pub mod memory;
@@ -17,9 +18,10 @@ mod conformance;
 use std::collections::HashMap;
 
 use crate::model::{
-    Aggregate, GraphRow, GraphSubject, Span, Trace, TraceChunk, TraceId, TraceSummary,
+    Aggregate, Finding, GraphRow, GraphSubject, Span, Trace, TraceChunk, TraceId, TraceSummary,
 };
 
+pub use findings::FindingQuery;
 pub use keys::{IndexTag, JournalKey, OperationName};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,15 +85,21 @@ pub trait TraceStore: Send + Sync + 'static {
     /// them), and deletes the `settled` journal entries: those whose every
     /// trace is now completed. `new_names` are operation names first seen in
     /// these traces; `graph` rows are added to the service map's aggregates
-    /// (a re-completion's rows take back what the earlier one added). One
-    /// atomic batch; durable when `Ok`.
+    /// (a re-completion's rows take back what the earlier one added).
+    /// `findings` are the traces' findings, each trace's replacing those its
+    /// earlier completion stored; a summary's `finding_count` must be how many
+    /// of `findings` are its trace's. One atomic batch; durable when `Ok`.
     fn complete(
         &self,
         summaries: &[TraceSummary],
         new_names: &[OperationName],
         settled: &[JournalKey],
         graph: &[GraphRow],
+        findings: &[Finding],
     ) -> Result<(), StorageError>;
+
+    /// Stored findings as `query` asks (see `FindingQuery`).
+    fn findings(&self, query: &FindingQuery) -> Result<Vec<Finding>, StorageError>;
 
     /// Every node's and edge's aggregate summed over the whole minutes that
     /// `[from_us, to_us)` touches; subjects that counted nothing left out.
@@ -196,6 +204,12 @@ pub(crate) fn index_keys(summary: &TraceSummary) -> Vec<keys::IndexKey> {
             .attributes
             .iter()
             .map(|(k, v)| key(IndexTag::Attribute, &keys::pair_term(k, v))),
+    );
+    out.extend(
+        summary
+            .finding_kinds
+            .iter()
+            .map(|kind| key(IndexTag::Finding, kind)),
     );
     out
 }

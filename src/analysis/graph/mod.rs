@@ -128,7 +128,7 @@ impl Analysis for GraphAnalysis {
         }
     }
 
-    fn committed(&self, rows: &[GraphRow]) {
+    fn committed(&self, rows: &[GraphRow], _findings: &[crate::model::Finding]) {
         let virtual_nodes: HashMap<&str, NodeType> = rows
             .iter()
             .filter_map(|row| match &row.subject {

@@ -5,6 +5,7 @@
 //! a 16-byte key prefix; a prefix bloom filter keeps single-trace reads to a
 //! seek or two.
 
+mod findings;
 mod graph;
 mod graph_cache;
 
@@ -28,12 +29,14 @@ use super::keys::{
     INDEX_KEY_LEN, INDEX_PREFIX_LEN, META_FORMAT_VERSION, META_INDEX_SEQ, META_RETENTION_CUTOFF,
     MINUTE_US,
 };
-use super::keys::{decode_name_key, encode_name_key, name_prefix, CF_GRAPH, CF_NAMES};
+use super::keys::{decode_name_key, encode_name_key, name_prefix, CF_FINDINGS, CF_GRAPH, CF_NAMES};
 use super::{
-    index_keys, merge_chunks, IndexHit, IndexTag, OpenTrace, OperationName, StorageError,
-    TraceStore,
+    index_keys, merge_chunks, FindingQuery, IndexHit, IndexTag, OpenTrace, OperationName,
+    StorageError, TraceStore,
 };
-use crate::model::{Aggregate, GraphRow, GraphSubject, Trace, TraceChunk, TraceId, TraceSummary};
+use crate::model::{
+    Aggregate, Finding, GraphRow, GraphSubject, Trace, TraceChunk, TraceId, TraceSummary,
+};
 
 /// The on-disk format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 3;
@@ -161,6 +164,7 @@ impl RocksStore {
                 ColumnFamilyDescriptor::new(CF_NAMES, Options::default()),
                 ColumnFamilyDescriptor::new(CF_META, Options::default()),
                 ColumnFamilyDescriptor::new(CF_GRAPH, graph::options()),
+                ColumnFamilyDescriptor::new(CF_FINDINGS, Options::default()),
             ],
         )?;
         let store = Self {
@@ -470,6 +474,10 @@ impl TraceStore for RocksStore {
         self.graph_minutes(from, to)
     }
 
+    fn findings(&self, query: &FindingQuery) -> Result<Vec<Finding>, StorageError> {
+        self.read_findings(query)
+    }
+
     fn expire_graph(&self, before_us: u64) -> Result<(), StorageError> {
         self.expire_graph_before((before_us / 60_000_000).min(u32::MAX as u64) as u32)
     }
@@ -477,7 +485,14 @@ impl TraceStore for RocksStore {
     fn flush(&self) -> Result<(), StorageError> {
         self.db.flush_wal(true)?;
         for cf in [
-            CF_SPANS, CF_TRACES, CF_INDEX, CF_OPEN, CF_NAMES, CF_META, CF_GRAPH,
+            CF_SPANS,
+            CF_TRACES,
+            CF_INDEX,
+            CF_OPEN,
+            CF_NAMES,
+            CF_META,
+            CF_GRAPH,
+            CF_FINDINGS,
         ] {
             self.db.flush_cf(self.cf(cf))?;
         }
@@ -548,6 +563,7 @@ impl TraceStore for RocksStore {
         new_names: &[OperationName],
         settled: &[JournalKey],
         graph: &[GraphRow],
+        findings: &[Finding],
     ) -> Result<(), StorageError> {
         let index_cf = self.cf(CF_INDEX);
         let mut batch = WriteBatch::default();
@@ -563,6 +579,7 @@ impl TraceStore for RocksStore {
         for summary in summaries {
             if let Some((old, old_seq)) = self.stored_summary_seq(summary.trace_id)? {
                 self.unindex(&old, old_seq, &mut edits)?;
+                self.forget_findings(&mut batch, &old);
             }
             let hit = IndexHit {
                 trace_id: summary.trace_id,
@@ -580,6 +597,7 @@ impl TraceStore for RocksStore {
                 encode_summary(summary, seq),
             );
         }
+        self.put_findings(&mut batch, summaries, findings);
         for (key, block) in edits {
             if block.is_empty() {
                 batch.delete_cf(index_cf, key);
@@ -641,6 +659,7 @@ impl TraceStore for RocksStore {
             &write,
         )?;
         self.cutoff_us.store(before_us, Ordering::Relaxed);
+        self.expire_findings(before_us)?;
         // Whole index partitions (hours) before the cutoff's go in one range
         // delete; entries of the cutoff's own hour are hidden until it goes.
         let hour = index_hour(before_us);
@@ -658,7 +677,14 @@ impl TraceStore for RocksStore {
     fn disk_bytes(&self) -> Result<u64, StorageError> {
         let mut total = 0;
         for cf in [
-            CF_SPANS, CF_TRACES, CF_INDEX, CF_OPEN, CF_NAMES, CF_META, CF_GRAPH,
+            CF_SPANS,
+            CF_TRACES,
+            CF_INDEX,
+            CF_OPEN,
+            CF_NAMES,
+            CF_META,
+            CF_GRAPH,
+            CF_FINDINGS,
         ] {
             total += self
                 .db
@@ -677,7 +703,14 @@ impl TraceStore for RocksStore {
     }
 
     fn compact(&self) -> Result<(), StorageError> {
-        for cf in [CF_SPANS, CF_TRACES, CF_INDEX, CF_OPEN, CF_GRAPH] {
+        for cf in [
+            CF_SPANS,
+            CF_TRACES,
+            CF_INDEX,
+            CF_OPEN,
+            CF_GRAPH,
+            CF_FINDINGS,
+        ] {
             self.db.flush_cf(self.cf(cf))?;
             self.db
                 .compact_range_cf(self.cf(cf), None::<&[u8]>, None::<&[u8]>);
@@ -824,7 +857,7 @@ pub(crate) mod tests {
                 .unwrap();
             let trace = store.trace(trace_id).unwrap().unwrap();
             let summary = TraceSummary::of(&trace, &Default::default(), true);
-            store.complete(&[summary], &[], &[], &[]).unwrap();
+            store.complete(&[summary], &[], &[], &[], &[]).unwrap();
         }
     }
 

@@ -5,6 +5,7 @@
 //! pool so a slow disk never stalls the async workers.
 
 mod error;
+mod findings;
 mod jaeger;
 mod map;
 mod probes;
@@ -16,8 +17,8 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 
-use crate::model::{SummaryKeys, Trace, TraceId, TraceSummary};
-use crate::storage::TraceStore;
+use crate::model::{Finding, SummaryKeys, Trace, TraceId, TraceSummary};
+use crate::storage::{FindingQuery, TraceStore};
 use crate::telemetry::Telemetry;
 
 pub use error::ApiError;
@@ -52,18 +53,30 @@ impl ApiState {
     async fn render_trace<T: Send + 'static>(
         &self,
         trace_id: TraceId,
-        render: impl FnOnce(Trace, TraceSummary) -> T + Send + 'static,
+        render: impl FnOnce(Trace, TraceSummary, Vec<Finding>) -> T + Send + 'static,
     ) -> Result<Option<T>, ApiError> {
         let keys = self.summary_keys.clone();
         self.blocking(move |store| {
             let Some(trace) = store.trace(trace_id)? else {
                 return Ok(None);
             };
-            let summary = match store.summary(trace_id)? {
+            let stored = store.summary(trace_id)?;
+            // What the last completion found, also while the trace is open again.
+            let findings = match &stored {
+                Some(s) if s.finding_count > 0 => store.findings(&FindingQuery {
+                    from_us: 0,
+                    to_us: u64::MAX,
+                    trace_id: Some(trace_id),
+                    limit: usize::MAX,
+                    ..FindingQuery::default()
+                })?,
+                _ => Vec::new(),
+            };
+            let summary = match stored {
                 Some(stored) if stored.complete => stored,
                 _ => TraceSummary::of(&trace, &keys, false),
             };
-            Ok(Some(render(trace, summary)))
+            Ok(Some(render(trace, summary, findings)))
         })
         .await
     }
@@ -83,6 +96,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/service-map", get(map::service_map))
         .route("/api/v1/traces", get(v1::search_traces))
         .route("/api/v1/traces/{trace_id}", get(v1::get_trace))
+        .route("/api/v1/findings", get(findings::findings))
+        .route("/api/v1/findings/groups", get(findings::finding_groups))
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
         .route("/metrics", get(probes::metrics))

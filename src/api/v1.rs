@@ -11,9 +11,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::error::{parse_trace_id, ApiError};
+use super::findings::FindingOut;
 use super::ApiState;
 use crate::ingest::now_us;
-use crate::model::{AttrValue, KeyValue, Span, SummaryKeys, TraceSummary};
+use crate::model::{AttrValue, FindingKind, KeyValue, Span, SummaryKeys, TraceSummary};
 use crate::storage::keys::pair_term;
 use crate::storage::IndexTag;
 
@@ -73,6 +74,8 @@ struct SearchQuery {
     /// `attr=key:value`, each on any span.
     attrs: Vec<(String, String)>,
     correlation_id: Option<String>,
+    /// `finding=<kind>`: traces with a finding of that kind.
+    finding: Option<FindingKind>,
     min_duration: Option<Duration>,
     max_duration: Option<Duration>,
     error_only: bool,
@@ -85,12 +88,6 @@ struct SearchQuery {
 impl SearchQuery {
     fn parse(params: &[(String, String)]) -> Result<Self, ApiError> {
         let bad = |message: String| ApiError::BadRequest(message);
-        if params.iter().any(|(k, _)| k == "finding") {
-            return Err(bad(
-                "the \"finding\" filter needs the detectors, which are not in this build yet"
-                    .into(),
-            ));
-        }
         let mut attrs = Vec::new();
         for (_, value) in params.iter().filter(|(k, _)| k == "attr") {
             let (k, v) = value
@@ -134,8 +131,17 @@ impl SearchQuery {
             Some("true") => true,
             Some(other) => return Err(bad(format!("error: {other:?} is not true or false"))),
         };
+        let finding = non_empty("finding")
+            .map(|v| {
+                FindingKind::parse(&v).ok_or_else(|| {
+                    let known: Vec<_> = FindingKind::ALL.iter().map(|k| k.as_str()).collect();
+                    bad(format!("finding: {v:?} is not one of {}", known.join(", ")))
+                })
+            })
+            .transpose()?;
         let (start_us, end_us) = time_range(params)?;
         Ok(Self {
+            finding,
             operation: non_empty("operation"),
             attrs,
             service: non_empty("service"),
@@ -159,6 +165,10 @@ impl SearchQuery {
         if let Some((key, value)) = self.attrs.iter().find(|(k, v)| keys.indexes(k, v)) {
             return (IndexTag::Attribute, pair_term(key, value));
         }
+        // Few traces have a finding of a given kind.
+        if let Some(kind) = self.finding {
+            return (IndexTag::Finding, kind.as_str().to_string());
+        }
         match (&self.service, &self.operation) {
             (Some(service), Some(operation)) => {
                 (IndexTag::Operation, pair_term(service, operation))
@@ -178,6 +188,9 @@ impl SearchQuery {
                 .correlation_id
                 .as_ref()
                 .is_none_or(|c| summary.correlation_ids.contains(c))
+            && self
+                .finding
+                .is_none_or(|kind| summary.finding_kinds.iter().any(|k| k == kind.as_str()))
             && self.operation.as_ref().is_none_or(|op| {
                 summary.operations.iter().any(|(service, o)| {
                     o == op && self.service.as_ref().is_none_or(|s| s == service)
@@ -286,11 +299,11 @@ pub async fn get_trace(
 ) -> Result<axum::response::Response, ApiError> {
     let id = parse_trace_id(&trace_id)?;
     let body = state
-        .render_trace(id, |trace, summary| {
+        .render_trace(id, |trace, summary, findings| {
             let out = TraceOut {
                 summary: summary_json(&summary),
+                findings: FindingOut::list(&findings),
                 spans: trace.spans,
-                findings: [],
             };
             // Sized up front: growing a megabyte-sized body copies it again and
             // again. sonic-rs escapes strings with SIMD; the output is serde_json's.
@@ -306,11 +319,11 @@ pub async fn get_trace(
 /// A trace as `GET /api/v1/traces/{trace_id}` answers it, serialized straight
 /// from the spans (no intermediate JSON tree: a 1,000-span trace is a hot path).
 #[derive(Serialize)]
-struct TraceOut {
+struct TraceOut<'a> {
     summary: Value,
     #[serde(serialize_with = "spans_out")]
     spans: Vec<Span>,
-    findings: [(); 0],
+    findings: Vec<FindingOut<'a>>,
 }
 
 fn spans_out<S: Serializer>(spans: &[Span], serializer: S) -> Result<S::Ok, S::Error> {
@@ -328,7 +341,7 @@ pub fn summary_json(summary: &TraceSummary) -> Value {
         "error_count": summary.error_count,
         "services": summary.services,
         "correlation_ids": summary.correlation_ids,
-        "finding_kinds": [],
+        "finding_kinds": summary.finding_kinds,
         "complete": summary.complete,
     })
 }

@@ -14,6 +14,11 @@ use std::time::Duration;
 use crate::analysis::fingerprint;
 use crate::model::{semconv, Finding, Span, SpanId, SpanKind, Trace};
 
+mod message;
+mod n_plus_one;
+mod slow_call;
+mod slow_db;
+
 /// The target of a call that names no peer.
 pub const UNKNOWN_TARGET: &str = "unknown";
 
@@ -254,8 +259,11 @@ impl<'a> TraceView<'a> {
 
 /// Every detector, configured.
 pub fn all(config: &DetectorConfig) -> Vec<Box<dyn Detector>> {
-    let _ = config;
-    Vec::new()
+    vec![
+        Box::new(slow_db::SlowDb::new(config)),
+        Box::new(slow_call::SlowCall::new(config)),
+        Box::new(n_plus_one::NPlusOne::new(config)),
+    ]
 }
 
 /// What `detectors` find in `trace`.

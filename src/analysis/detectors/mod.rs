@@ -8,6 +8,10 @@
 //! children in start order, and every outgoing call classified once (what
 //! kind, which target as the service map names it, its normalized statement).
 
+pub mod critical_path;
+mod retry_storm;
+mod sequential_calls;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -254,8 +258,10 @@ impl<'a> TraceView<'a> {
 
 /// Every detector, configured.
 pub fn all(config: &DetectorConfig) -> Vec<Box<dyn Detector>> {
-    let _ = config;
-    Vec::new()
+    vec![
+        Box::new(retry_storm::RetryStorm::new(config)),
+        Box::new(sequential_calls::SequentialCalls::new(config)),
+    ]
 }
 
 /// What `detectors` find in `trace`.

@@ -8,16 +8,19 @@
 //! children in start order, and every outgoing call classified once (what
 //! kind, which target as the service map names it, its normalized statement).
 
+pub mod critical_path;
+mod message;
+mod n_plus_one;
+mod retry_storm;
+mod sequential_calls;
+mod slow_call;
+mod slow_db;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::analysis::fingerprint;
 use crate::model::{semconv, Finding, Span, SpanId, SpanKind, Trace};
-
-mod message;
-mod n_plus_one;
-mod slow_call;
-mod slow_db;
 
 /// The target of a call that names no peer.
 pub const UNKNOWN_TARGET: &str = "unknown";
@@ -263,6 +266,8 @@ pub fn all(config: &DetectorConfig) -> Vec<Box<dyn Detector>> {
         Box::new(slow_db::SlowDb::new(config)),
         Box::new(slow_call::SlowCall::new(config)),
         Box::new(n_plus_one::NPlusOne::new(config)),
+        Box::new(retry_storm::RetryStorm::new(config)),
+        Box::new(sequential_calls::SequentialCalls::new(config)),
     ]
 }
 

@@ -78,6 +78,68 @@ impl TraceBuilder {
         )
     }
 
+    /// An HTTP client span; `request` is the method and URL,
+    /// `"POST http://payment:8080/pay"`. The URL's host is its
+    /// `server.address`, so the call has a target without a server span.
+    pub fn http_call(
+        &mut self,
+        parent: u32,
+        service: &str,
+        request: &str,
+        start_ms: f64,
+        end_ms: f64,
+    ) -> u32 {
+        let (method, url) = request.split_once(' ').unwrap_or(("GET", request));
+        let authority = url.split_once("://").map_or("", |(_, rest)| rest);
+        let host = authority.split(['/', ':']).next().unwrap_or_default();
+        self.span(
+            Some(parent),
+            service,
+            SpanKind::Client,
+            method,
+            start_ms,
+            end_ms,
+            &[
+                ("http.request.method", AttrValue::String(method.into())),
+                ("url.full", AttrValue::String(url.into())),
+                ("server.address", AttrValue::String(host.into())),
+            ],
+        )
+    }
+
+    /// A SERVER span of `service` handling `name`.
+    pub fn server(
+        &mut self,
+        parent: Option<u32>,
+        service: &str,
+        name: &str,
+        start_ms: f64,
+        end_ms: f64,
+    ) -> u32 {
+        self.span(
+            parent,
+            service,
+            SpanKind::Server,
+            name,
+            start_ms,
+            end_ms,
+            &[],
+        )
+    }
+
+    /// Sets attribute `key` on span `n`.
+    pub fn attr(&mut self, n: u32, key: &str, value: AttrValue) -> &mut Self {
+        self.spans[n as usize]
+            .attributes
+            .push(KeyValue::new(key, value));
+        self
+    }
+
+    /// Gives span `n` an HTTP response status.
+    pub fn status(&mut self, n: u32, code: i64) -> &mut Self {
+        self.attr(n, "http.response.status_code", AttrValue::Int(code))
+    }
+
     /// Marks span `n` as failed.
     pub fn error(&mut self, n: u32) -> &mut Self {
         self.spans[n as usize].status.code = StatusCode::Error;

@@ -215,6 +215,7 @@ fn query(c: &mut Criterion) {
         telemetry: Arc::new(Telemetry::new()),
         summary_keys: fixture.pipeline.keys.clone(),
         ready: Arc::new(AtomicBool::new(true)),
+        storm: Default::default(),
     }));
     let big = |n: usize| {
         format!(

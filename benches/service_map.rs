@@ -151,6 +151,7 @@ fn map_latency(c: &mut Criterion) {
         telemetry: Arc::new(Telemetry::new()),
         summary_keys: SummaryKeys::default(),
         ready: Arc::new(AtomicBool::new(true)),
+        storm: Default::default(),
     }));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let get = |uri: &str| -> usize {

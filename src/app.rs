@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::analysis::graph::{GraphAnalysis, GraphMetrics};
+use crate::analysis::{Analyzer, FindingMetrics};
 use crate::api::{self, ApiState};
 use crate::assembly::Assembler;
 use crate::config::{AckMode, Config, ConfigError};
@@ -67,7 +68,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, AppError> {
     config.validate()?;
     let graph_metrics = GraphMetrics::default();
-    let telemetry = Arc::new(Telemetry::with(|registry| graph_metrics.register(registry)));
+    let finding_metrics = FindingMetrics::default();
+    let telemetry = Arc::new(Telemetry::with(|registry| {
+        graph_metrics.register(registry);
+        finding_metrics.register(registry);
+    }));
     let rocks_options = RocksOptions {
         sync_writes: config.storage.ack_mode == AckMode::Fsync,
         block_cache_bytes: config.storage.block_cache_mb << 20,
@@ -108,7 +113,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         max_open_traces: config.assembly.max_open_traces,
         max_open_bytes: config.assembly.max_open_bytes,
         summary_keys: config.index.summary_keys(),
-        analysis: Arc::new(GraphAnalysis::new(config.graph.limits(), graph_metrics)),
+        analysis: Arc::new(Analyzer::new(
+            GraphAnalysis::new(config.graph.limits(), graph_metrics),
+            &config.detectors.detector_config(),
+            finding_metrics,
+        )),
         completed: None,
     };
     let xray_receiver = Arc::new(XrayUdp {
@@ -132,6 +141,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         telemetry: telemetry.clone(),
         summary_keys: config.index.summary_keys(),
         ready: ready.clone(),
+        storm: crate::analysis::graph::storm::StormRule {
+            min_retries: config.detectors.storm_min_retries.min(i64::MAX as u64) as i64,
+            ratio: config.detectors.storm_retry_ratio,
+        },
     });
 
     let grpc_listener = bind("otlp-grpc", config.bind, config.otlp_grpc_port).await?;

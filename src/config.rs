@@ -52,6 +52,7 @@ pub struct Config {
     pub index: IndexConfig,
     pub graph: GraphConfig,
     pub xray: XrayConfig,
+    pub detectors: DetectorsConfig,
 }
 
 impl Default for Config {
@@ -70,6 +71,7 @@ impl Default for Config {
             index: IndexConfig::default(),
             graph: GraphConfig::default(),
             xray: XrayConfig::default(),
+            detectors: DetectorsConfig::default(),
         }
     }
 }
@@ -156,6 +158,67 @@ impl Default for AssemblyConfig {
             trace_max_age: Duration::from_secs(300),
             max_open_traces: 200_000,
             max_open_bytes: 256 << 20,
+        }
+    }
+}
+
+/// `[detectors]`: the thresholds of what is worth fixing (API.md's defaults).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorsConfig {
+    /// A database call this long or longer is a `slow_db` finding.
+    #[serde(with = "humantime_serde")]
+    pub slow_db_threshold: Duration,
+    /// Calls with one template under one parent, one after another, that
+    /// make an `n_plus_one` finding.
+    pub n_plus_one_min: usize,
+    /// Attempts of one logical call that make a `retry_storm` finding.
+    pub retry_min_attempts: usize,
+    /// A non-database client call this long or longer is a `slow_call`...
+    #[serde(with = "humantime_serde")]
+    pub slow_call_threshold: Duration,
+    /// ...unless its target (as the map names it) has its own threshold here,
+    /// e.g. `{ "api.stripe.com" = "2s" }`.
+    pub slow_call_targets: std::collections::HashMap<String, humantime_serde::Serde<Duration>>,
+    /// `sequential_calls` are reported when running them in parallel would
+    /// save at least this much.
+    #[serde(with = "humantime_serde")]
+    pub sequential_min_saving: Duration,
+    /// A map edge storms when, in some minute, its retries are at least
+    /// `storm_min_retries` and at least this share of its calls.
+    pub storm_retry_ratio: f64,
+    pub storm_min_retries: u64,
+}
+
+impl Default for DetectorsConfig {
+    fn default() -> Self {
+        let d = crate::analysis::detectors::DetectorConfig::default();
+        Self {
+            slow_db_threshold: d.slow_db_threshold,
+            n_plus_one_min: d.n_plus_one_min,
+            retry_min_attempts: d.retry_min_attempts,
+            slow_call_threshold: d.slow_call_threshold,
+            slow_call_targets: Default::default(),
+            sequential_min_saving: d.sequential_min_saving,
+            storm_retry_ratio: 0.1,
+            storm_min_retries: 10,
+        }
+    }
+}
+
+impl DetectorsConfig {
+    pub fn detector_config(&self) -> crate::analysis::detectors::DetectorConfig {
+        crate::analysis::detectors::DetectorConfig {
+            slow_db_threshold: self.slow_db_threshold,
+            n_plus_one_min: self.n_plus_one_min,
+            retry_min_attempts: self.retry_min_attempts,
+            slow_call_threshold: self.slow_call_threshold,
+            slow_call_targets: self
+                .slow_call_targets
+                .iter()
+                .map(|(target, threshold)| (target.clone(), **threshold))
+                .collect(),
+            sequential_min_saving: self.sequential_min_saving,
         }
     }
 }
@@ -328,6 +391,18 @@ impl Config {
         }
         if self.assembly.trace_idle.is_zero() {
             return invalid("assembly.trace_idle", "must be above zero");
+        }
+        if self.detectors.n_plus_one_min < 2 || self.detectors.retry_min_attempts < 2 {
+            return invalid(
+                "detectors.n_plus_one_min",
+                "n_plus_one_min and retry_min_attempts must be at least 2",
+            );
+        }
+        if !(self.detectors.storm_retry_ratio > 0.0 && self.detectors.storm_retry_ratio <= 1.0) {
+            return invalid(
+                "detectors.storm_retry_ratio",
+                "must be above 0 and at most 1",
+            );
         }
         if self.assembly.trace_max_age < self.assembly.trace_idle {
             return invalid(

@@ -4,8 +4,10 @@
 //! completion through `assembly::Analysis`, so the rows it derives are written
 //! in the same batch as the trace's summary.
 
+mod analyzer;
 pub mod detectors;
 pub mod fingerprint;
 pub mod graph;
 
+pub use analyzer::{Analyzer, FindingMetrics};
 pub use graph::{GraphAnalysis, GraphLimits};

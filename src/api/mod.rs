@@ -30,6 +30,8 @@ pub struct ApiState {
     pub summary_keys: SummaryKeys,
     /// Set once storage is open and every listener is bound.
     pub ready: Arc<AtomicBool>,
+    /// When a map edge is a retry storm.
+    pub storm: crate::analysis::graph::storm::StormRule,
 }
 
 impl ApiState {

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::error::{parse_trace_id, ApiError};
 use super::findings::FindingOut;
 use super::ApiState;
+use crate::analysis::detectors::critical_path::critical_path;
 use crate::ingest::now_us;
 use crate::model::{AttrValue, FindingKind, KeyValue, Span, SummaryKeys, TraceSummary};
 use crate::storage::keys::pair_term;
@@ -300,9 +301,17 @@ pub async fn get_trace(
     let id = parse_trace_id(&trace_id)?;
     let body = state
         .render_trace(id, |trace, summary, findings| {
+            let critical_path = critical_path(&trace)
+                .into_iter()
+                .map(|step| PathStepOut {
+                    span_id: step.span_id.to_string(),
+                    self_ms: step.self_ns as f64 / 1e6,
+                })
+                .collect();
             let out = TraceOut {
                 summary: summary_json(&summary),
                 findings: FindingOut::list(&findings),
+                critical_path,
                 spans: trace.spans,
             };
             // Sized up front: growing a megabyte-sized body copies it again and
@@ -324,6 +333,15 @@ struct TraceOut<'a> {
     #[serde(serialize_with = "spans_out")]
     spans: Vec<Span>,
     findings: Vec<FindingOut<'a>>,
+    /// The spans that set the trace's duration, root first, each with the
+    /// time on the path that is its own (`detectors::critical_path`).
+    critical_path: Vec<PathStepOut>,
+}
+
+#[derive(Serialize)]
+struct PathStepOut {
+    span_id: String,
+    self_ms: f64,
 }
 
 fn spans_out<S: Serializer>(spans: &[Span], serializer: S) -> Result<S::Ok, S::Error> {

@@ -119,6 +119,26 @@ impl TraceStore for MemoryStore {
             .collect())
     }
 
+    fn graph_buckets(
+        &self,
+        subject: &GraphSubject,
+        buckets: &[(usize, u32)],
+    ) -> Result<Vec<Aggregate>, StorageError> {
+        let state = self.state.lock().expect("memory store lock");
+        Ok(buckets
+            .iter()
+            .map(|&(level, bucket)| {
+                let mut sum = Aggregate::default();
+                for minute in bucket..bucket + super::keys::GRAPH_LEVELS[level] {
+                    if let Some(a) = state.graph.get(&(minute, subject.clone())) {
+                        sum.merge(a);
+                    }
+                }
+                sum
+            })
+            .collect())
+    }
+
     fn expire_graph(&self, before_us: u64) -> Result<(), StorageError> {
         let before = (before_us / 60_000_000) as u32;
         let mut state = self.state.lock().expect("memory store lock");

@@ -109,6 +109,15 @@ pub trait TraceStore: Send + Sync + 'static {
         to_us: u64,
     ) -> Result<Vec<(GraphSubject, Aggregate)>, StorageError>;
 
+    /// One subject's aggregate in each of `buckets` (`(level, first
+    /// minute)`, levels as `keys::GRAPH_LEVELS`), nothing counted where it
+    /// has none: the map opens buckets this way to find a storming minute.
+    fn graph_buckets(
+        &self,
+        subject: &GraphSubject,
+        buckets: &[(usize, u32)],
+    ) -> Result<Vec<Aggregate>, StorageError>;
+
     /// Graph retention: buckets that end before `before_us` are deleted.
     fn expire_graph(&self, before_us: u64) -> Result<(), StorageError>;
 

@@ -7,6 +7,7 @@ pub mod edges;
 pub mod guard;
 pub mod metrics;
 pub mod model;
+pub mod storm;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -82,6 +83,14 @@ impl GraphAnalysis {
             );
         }
         self.report_overflow(&mut guard);
+    }
+
+    /// A node's name as the guard keeps it (`OVERFLOW` past the cap).
+    pub fn guarded_node(&self, id: &str) -> String {
+        let mut guard = self.guard.lock().expect("graph guard lock");
+        let kept = guard.node(id).to_string();
+        self.report_overflow(&mut guard);
+        kept
     }
 
     fn report_overflow(&self, guard: &mut guard::Guard) {

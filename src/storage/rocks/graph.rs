@@ -8,7 +8,9 @@ use rocksdb::{MergeOperands, Options, WriteBatch};
 use super::graph_cache::{Base, Totals};
 use super::RocksStore;
 use crate::model::{Aggregate, GraphRow, GraphSubject};
-use crate::storage::graph::{bucket_of, encode_aggregate, merge_values, moved, plan, Summer};
+use crate::storage::graph::{
+    bucket_of, decode_aggregate, encode_aggregate, merge_values, moved, plan, Summer,
+};
 use crate::storage::keys::{
     decode_graph_subject, encode_graph_key, graph_bucket_prefix, CF_GRAPH, GRAPH_LEVELS,
 };
@@ -175,6 +177,27 @@ impl RocksStore {
             iter.status()?;
         }
         Ok(out)
+    }
+
+    /// One subject's aggregate in each of `buckets`, zero where absent.
+    pub(super) fn read_graph_buckets(
+        &self,
+        subject: &GraphSubject,
+        buckets: &[(usize, u32)],
+    ) -> Result<Vec<Aggregate>, StorageError> {
+        let cf = self.cf(CF_GRAPH);
+        let keys: Vec<_> = buckets
+            .iter()
+            .map(|&(level, bucket)| encode_graph_key(level, bucket, subject))
+            .collect();
+        self.db
+            .batched_multi_get_cf(cf, &keys, false)
+            .into_iter()
+            .map(|value| match value? {
+                Some(bytes) => decode_aggregate(&bytes).map_err(|e| corrupt(&e)),
+                None => Ok(Aggregate::default()),
+            })
+            .collect()
     }
 
     /// Drops every bucket that ends at or before `before_minute`, at every level.

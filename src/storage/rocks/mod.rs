@@ -478,6 +478,14 @@ impl TraceStore for RocksStore {
         self.read_findings(query)
     }
 
+    fn graph_buckets(
+        &self,
+        subject: &GraphSubject,
+        buckets: &[(usize, u32)],
+    ) -> Result<Vec<Aggregate>, StorageError> {
+        self.read_graph_buckets(subject, buckets)
+    }
+
     fn expire_graph(&self, before_us: u64) -> Result<(), StorageError> {
         self.expire_graph_before((before_us / 60_000_000).min(u32::MAX as u64) as u32)
     }

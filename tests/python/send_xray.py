@@ -13,6 +13,9 @@ Used by tests/xray.rs. Modes:
             OpenTelemetry spans given in --calls (trace id:parent span id,
             comma-separated): one segment per call, each reading DynamoDB
             (an `aws` subsegment); every fifth call's DynamoDB read faults.
+  findings  the search service, traced by the X-Ray SDK, runs one slow SQL query
+            (an `sql` subsegment of 250 ms from --start, explicit times) for
+            tracemap's detectors; prints the trace, segment and query ids.
   sampling  the SDK's centralized-sampling connector fetches rules and targets
             from tracemap; then the recorder's own sampler, with its rule and
             target poller threads, gets the rules and a reservoir quota from
@@ -317,6 +320,34 @@ def mode_map(args):
     print(json.dumps({"segments": len(emitter.sent)}))
 
 
+def mode_findings(args):
+    emitter = RecordingEmitter(f"127.0.0.1:{args.port}")
+    xray_recorder.configure(
+        daemon_address=f"127.0.0.1:{args.port}", sampling=False, context_missing="LOG_ERROR"
+    )
+    xray_recorder.emitter = emitter
+    if args.start is None:
+        raise SystemExit("the findings mode needs --start")
+    start = args.start
+    segment = xray_recorder.begin_segment("search-service", sampling=1)
+    segment.start_time = start
+    segment.put_http_meta("method", "GET")
+    segment.put_http_meta("url", "https://books.example/search?author=herbert")
+    sql = xray_recorder.begin_subsegment("bookstore@db.internal", "remote")
+    sql.start_time = start + 0.005
+    sql.set_sql({
+        "url": "postgresql://db.internal:5432/bookstore",
+        "sanitized_query": "SELECT id, title FROM books WHERE author_id = ?",
+        "database_type": "PostgreSQL",
+        "user": "app",
+    })
+    xray_recorder.end_subsegment(end_time=start + 0.255)
+    segment.put_http_meta("status", 200)
+    xray_recorder.end_segment(end_time=start + 0.260)
+    check(len(emitter.sent) == 1, f"{len(emitter.sent)} documents sent, one expected")
+    print(json.dumps({"trace_id": segment.trace_id, "segment_id": segment.id, "sql_id": sql.id}))
+
+
 def mode_sampling(args):
     from aws_xray_sdk.core.sampling.connector import ServiceConnector
 
@@ -366,13 +397,15 @@ def mode_sampling(args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["segments", "mixed", "map", "sampling"])
+    parser.add_argument("mode", choices=["segments", "mixed", "map", "findings", "sampling"])
     parser.add_argument("--port", type=int, required=True, help="X-Ray daemon port (UDP and TCP)")
     parser.add_argument("--api", required=True, help="tracemap query API base URL")
     parser.add_argument("--grpc", help="OTLP/gRPC endpoint for the mixed mode")
     parser.add_argument("--calls", help="trace_id:parent_span_id,… for the map mode")
+    parser.add_argument("--start", type=float, help="the segment's start (unix seconds) for the findings mode")
     args = parser.parse_args()
-    modes = {"segments": mode_segments, "mixed": mode_mixed, "map": mode_map, "sampling": mode_sampling}
+    modes = {"segments": mode_segments, "mixed": mode_mixed, "map": mode_map, "findings": mode_findings,
+             "sampling": mode_sampling}
     modes[args.mode](args)
     if FAILURES:
         print("\n".join(FAILURES), file=sys.stderr)

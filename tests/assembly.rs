@@ -176,7 +176,10 @@ async fn traces_complete_and_are_found_by_every_indexed_filter() {
     // `finding=` itself is tested with planted problems in tests/findings.rs.
     let (status, body) = get_json(&format!("{api}/api/v1/traces?finding=slowness")).await;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap().contains("n_plus_one"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("n_plus_one"),
+        "{body}"
+    );
     let (status, body) = get_json(&format!("{api}/api/v1/traces?min_duration=soon")).await;
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("min_duration"));

@@ -401,7 +401,7 @@ pub struct GraphRow {
 /// Rows being added up for one write.
 #[derive(Debug, Default)]
 pub struct GraphBatch {
-    rows: HashMap<(u32, GraphSubject), Aggregate>,
+    rows: HashMap<(u32, GraphSubject), Aggregate, foldhash::fast::RandomState>,
 }
 
 impl GraphBatch {

@@ -6,8 +6,12 @@
 //! The names admitted are forgotten every `window`, so names that stopped
 //! appearing make room for new ones.
 
-use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
+
+// Looked up for every call of every trace: a fast hasher, seeded per map
+// (`foldhash`), since the names come from clients.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// What names past a cap count as.
 pub const OVERFLOW: &str = "__overflow__";
@@ -64,7 +68,8 @@ impl Admitted {
         match self.pairs.get_mut(first) {
             Some(set) => set.insert(second.to_string()),
             None => {
-                let set = HashSet::from([second.to_string()]);
+                let mut set = HashSet::default();
+                set.insert(second.to_string());
                 self.pairs.insert(first.to_string(), set).is_none()
             }
         };
@@ -99,7 +104,9 @@ impl Guard {
         }
     }
 
-    fn roll(&mut self) {
+    /// Forgets the admitted names once a `window` has passed; called once
+    /// per trace or batch of spans (not per name: reading the clock costs).
+    pub fn roll(&mut self) {
         if self.since.elapsed() >= self.limits.window {
             self.since = Instant::now();
             self.nodes.clear();
@@ -110,7 +117,6 @@ impl Guard {
 
     /// The name a node is kept under: its own, or `OVERFLOW`.
     pub fn node<'a>(&mut self, id: &'a str) -> &'a str {
-        self.roll();
         let cap = self.limits.max_nodes;
         if id == OVERFLOW || self.nodes.admit(id, "", cap, &mut self.overflowed.nodes) {
             id
@@ -189,6 +195,10 @@ mod tests {
             ..GraphLimits::default()
         });
         assert_eq!(guard.node("a"), "a");
+        // Within a window (between rolls) the cap holds...
+        assert_eq!(guard.node("b"), OVERFLOW);
+        // ...and the next one starts empty.
+        guard.roll();
         assert_eq!(guard.node("b"), "b");
     }
 }

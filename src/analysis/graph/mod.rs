@@ -43,6 +43,7 @@ impl GraphAnalysis {
     fn add(&self, trace: &Trace, batch: &mut GraphBatch) {
         let observations = edges::observations(trace);
         let mut guard = self.guard.lock().expect("graph guard lock");
+        guard.roll();
         // A name the guard lets through keeps its string; only overflowed
         // ones are replaced.
         for o in observations {
@@ -88,6 +89,7 @@ impl GraphAnalysis {
     /// A node's name as the guard keeps it (`OVERFLOW` past the cap).
     pub fn guarded_node(&self, id: &str) -> String {
         let mut guard = self.guard.lock().expect("graph guard lock");
+        guard.roll();
         let kept = guard.node(id).to_string();
         self.report_overflow(&mut guard);
         kept
@@ -108,6 +110,7 @@ impl Analysis for GraphAnalysis {
         let mut durations: HashMap<Key, Vec<f64>> = HashMap::new();
         {
             let mut guard = self.guard.lock().expect("graph guard lock");
+            guard.roll();
             for span in spans {
                 let (service, operation) = guard.operation(span.service(), &span.name);
                 durations

@@ -324,6 +324,9 @@ pub fn complete_traces(
         summary.finding_kinds = found.iter().map(|f| f.kind.as_str().to_string()).collect();
         summary.finding_kinds.sort_unstable();
         summary.finding_kinds.dedup();
+        summary.finding_services = found.iter().map(|f| f.service.clone()).collect();
+        summary.finding_services.sort_unstable();
+        summary.finding_services.dedup();
     }
     let rows = graph.into_rows();
     store.complete(&summaries, &new_names, settled, &rows, &findings)?;

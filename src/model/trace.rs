@@ -112,6 +112,8 @@ pub struct TraceSummary {
     pub finding_kinds: Vec<String>,
     /// How many findings its completion stored.
     pub finding_count: u32,
+    /// The services of its findings, distinct and sorted.
+    pub finding_services: Vec<String>,
 }
 
 /// Longest attribute value that is indexed.
@@ -233,6 +235,7 @@ impl TraceSummary {
             last_received_us: trace.last_received_us,
             finding_kinds: Vec::new(),
             finding_count: 0,
+            finding_services: Vec::new(),
         }
     }
 }

@@ -366,7 +366,8 @@ pub fn encode_summary(summary: &TraceSummary, index_seq: u64) -> Vec<u8> {
         + pairs_len(11, &summary.attributes)
         + varint_len(12, index_seq)
         + strings_len(13, &summary.finding_kinds)
-        + varint_len(14, u64::from(summary.finding_count));
+        + varint_len(14, u64::from(summary.finding_count))
+        + strings_len(15, &summary.finding_services);
     let mut buf = Vec::with_capacity(len);
     put_string(&mut buf, 1, &summary.root_service);
     put_string(&mut buf, 2, &summary.root_operation);
@@ -397,6 +398,10 @@ pub fn encode_summary(summary: &TraceSummary, index_seq: u64) -> Vec<u8> {
         buf.extend_from_slice(item.as_bytes());
     }
     put_varint(&mut buf, 14, u64::from(summary.finding_count));
+    for item in &summary.finding_services {
+        put_nested(&mut buf, 15, item.len());
+        buf.extend_from_slice(item.as_bytes());
+    }
     debug_assert_eq!(buf.len(), len);
     buf
 }
@@ -426,6 +431,7 @@ pub fn decode_summary(trace_id: TraceId, bytes: &[u8]) -> Result<(TraceSummary, 
         last_received_us: s.last_received_us,
         finding_kinds: s.finding_kinds,
         finding_count: s.finding_count,
+        finding_services: s.finding_services,
     };
     Ok((summary, index_seq))
 }
@@ -792,6 +798,7 @@ pub(crate) mod tests {
             last_received_us: 1_764_316_801_000_000,
             finding_kinds: vec!["n_plus_one".into(), "slow_db".into()],
             finding_count: 3,
+            finding_services: vec!["order".into()],
         };
         assert_eq!(
             decode_summary(TraceId([4; 16]), &encode_summary(&summary, 77)).unwrap(),
@@ -825,6 +832,7 @@ pub(crate) mod tests {
             index_seq,
             finding_kinds: summary.finding_kinds.clone(),
             finding_count: summary.finding_count,
+            finding_services: summary.finding_services.clone(),
         }
         .encode_to_vec()
     }
@@ -852,8 +860,9 @@ pub(crate) mod tests {
                 attributes: pairs,
                 complete: false,
                 last_received_us: counts.3,
-                finding_kinds: services,
+                finding_kinds: services.clone(),
                 finding_count: counts.1 as u32,
+                finding_services: services,
             };
             prop_assert_eq!(
                 encode_summary(&summary, counts.4),

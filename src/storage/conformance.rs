@@ -786,6 +786,9 @@ fn findings_are_stored_replaced_and_expired_with_their_trace() {
         summary.finding_kinds = findings.iter().map(|f| f.kind.as_str().into()).collect();
         summary.finding_kinds.sort();
         summary.finding_kinds.dedup();
+        summary.finding_services = findings.iter().map(|f| f.service.clone()).collect();
+        summary.finding_services.sort();
+        summary.finding_services.dedup();
         summary
     };
     let all = FindingQuery {
@@ -836,6 +839,18 @@ fn findings_are_stored_replaced_and_expired_with_their_trace() {
             ..all.clone()
         };
         assert_eq!(kinds(&order), [(1, FindingKind::NPlusOne)], "{name}");
+        let catalog_slow = FindingQuery {
+            service: Some("catalog".into()),
+            kind: Some(FindingKind::SlowDb),
+            ..all.clone()
+        };
+        assert_eq!(kinds(&catalog_slow), [(2, FindingKind::SlowDb)], "{name}");
+        let nowhere = FindingQuery {
+            service: Some("catalog".into()),
+            kind: Some(FindingKind::NPlusOne),
+            ..all.clone()
+        };
+        assert!(kinds(&nowhere).is_empty(), "{name}");
         let early = FindingQuery {
             to_us: 150 * 60_000_000,
             ..all.clone()

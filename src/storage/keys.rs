@@ -185,6 +185,8 @@ pub enum IndexTag {
     Attribute = 5,
     /// A kind of finding in the trace (`slow_db`, `n_plus_one`, …).
     Finding = 6,
+    /// A service one of the trace's findings is in.
+    FindingService = 7,
 }
 
 /// The indexed value of a pair: both parts, NUL-separated.

@@ -220,6 +220,12 @@ pub(crate) fn index_keys(summary: &TraceSummary) -> Vec<keys::IndexKey> {
             .iter()
             .map(|kind| key(IndexTag::Finding, kind)),
     );
+    out.extend(
+        summary
+            .finding_services
+            .iter()
+            .map(|service| key(IndexTag::FindingService, service)),
+    );
     out
 }
 

@@ -9,7 +9,7 @@ use super::RocksStore;
 use crate::model::{Finding, TraceSummary};
 use crate::storage::findings::{decode_finding, encode_finding, keyed, keys_of, FindingQuery};
 use crate::storage::keys::{decode_finding_key, encode_finding_key, FindingKey, CF_FINDINGS};
-use crate::storage::StorageError;
+use crate::storage::{IndexTag, StorageError, TraceStore};
 
 /// Findings a query reads past at most, filtered out, before it answers
 /// with what it found.
@@ -45,21 +45,33 @@ impl RocksStore {
         let cf = self.cf(CF_FINDINGS);
         let cutoff_us = self.cutoff_us.load(std::sync::atomic::Ordering::Relaxed);
         let mut out = Vec::new();
-        if let Some(trace_id) = query.trace_id {
-            // One trace's: where its summary says they are.
-            let Some(summary) = self.stored_summary(trace_id)? else {
-                return Ok(out);
-            };
-            let keys: Vec<_> = keys_of(&summary).map(|k| encode_finding_key(&k)).collect();
-            for (key, value) in keys
-                .iter()
-                .zip(self.db.batched_multi_get_cf(cf, &keys, false))
-            {
-                let Some(value) = value? else { continue };
-                let key = decode_finding_key(key).map_err(|e| corrupt(&e))?;
-                let finding = decode_finding(key.trace_id, &value).map_err(|e| corrupt(&e))?;
-                if key.start_us >= cutoff_us && query.wants(key.start_us, &finding) {
-                    out.push(finding);
+        // One trace's, or those of the traces indexed under a kind or a
+        // service: read where their summaries say they are.
+        let traces = match (query.trace_id, query.kind, &query.service) {
+            (Some(trace_id), _, _) => Some(vec![trace_id]),
+            (None, Some(kind), _) => Some(self.indexed(IndexTag::Finding, kind.as_str(), query)?),
+            (None, None, Some(service)) => {
+                Some(self.indexed(IndexTag::FindingService, service, query)?)
+            }
+            (None, None, None) => None,
+        };
+        if let Some(traces) = traces {
+            for trace_id in traces {
+                let Some(summary) = self.stored_summary(trace_id)? else {
+                    continue;
+                };
+                let keys: Vec<_> = keys_of(&summary).map(|k| encode_finding_key(&k)).collect();
+                let values = self.db.batched_multi_get_cf(cf, &keys, false);
+                for (key, value) in keys.iter().zip(values) {
+                    let Some(value) = value? else { continue };
+                    let key = decode_finding_key(key).map_err(|e| corrupt(&e))?;
+                    let finding = decode_finding(key.trace_id, &value).map_err(|e| corrupt(&e))?;
+                    if key.start_us >= cutoff_us && query.wants(key.start_us, &finding) {
+                        out.push(finding);
+                    }
+                }
+                if out.len() >= query.limit {
+                    break;
                 }
             }
             out.truncate(query.limit);
@@ -102,6 +114,23 @@ impl RocksStore {
         out.extend(trace.drain(..).rev());
         out.truncate(query.limit);
         Ok(out)
+    }
+
+    /// The traces indexed under `tag` and `value` in the query's range,
+    /// newest first: enough to fill its limit when each gives one finding.
+    fn indexed(
+        &self,
+        tag: IndexTag,
+        value: &str,
+        query: &FindingQuery,
+    ) -> Result<Vec<crate::model::TraceId>, StorageError> {
+        let traces = query
+            .limit
+            .saturating_mul(2)
+            .saturating_add(100)
+            .min(MAX_SCANNED);
+        let hits = self.scan_index(tag, value, query.from_us, query.to_us, traces)?;
+        Ok(hits.into_iter().map(|hit| hit.trace_id).collect())
     }
 
     /// Retention: every finding of a trace that started before `before_us`.

@@ -505,6 +505,33 @@ mod tests {
         assert_eq!(config.assembly.trace_idle, Duration::from_secs(30));
     }
 
+    /// The README's settings block is every setting with its default: it
+    /// parses, and says what the code does.
+    #[test]
+    fn the_readme_lists_the_defaults() {
+        let readme = include_str!("../README.md");
+        let block = readme
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a toml block in the README");
+        let listed = Config::from_toml(block).unwrap();
+        let defaults = Config::default();
+        assert_eq!(format!("{listed:?}"), format!("{defaults:?}"));
+        let mut configured = Config::from_toml(
+            "[detectors]\nslow_call_targets = { \"api.stripe.com\" = \"2s\" }\nn_plus_one_min = 8\n",
+        )
+        .unwrap();
+        let detectors = configured.detectors.detector_config();
+        assert_eq!(
+            detectors.slow_call_targets["api.stripe.com"],
+            Duration::from_secs(2)
+        );
+        assert_eq!(detectors.n_plus_one_min, 8);
+        configured.detectors.storm_retry_ratio = 0.0;
+        assert!(configured.validate().is_err());
+    }
+
     #[test]
     fn unknown_settings_are_an_error() {
         let error = Config::from_toml("htp_port = 9000\n").unwrap_err();

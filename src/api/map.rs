@@ -14,10 +14,9 @@ use super::error::ApiError;
 use super::v1::time_range;
 use super::ApiState;
 use crate::analysis::graph::model::ServiceMap;
-use crate::analysis::graph::storm::{StormRule, MAX_STORM_READS};
 use crate::ingest::now_us;
 use crate::model::{Aggregate, GraphSubject, NodeType};
-use crate::storage::{graph, StorageError, TraceStore};
+use crate::storage::graph;
 
 const MINUTE_US: u64 = 60_000_000;
 
@@ -88,40 +87,6 @@ struct MapOut<'a> {
     cycles: Vec<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     focus: Option<Value>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    warnings: Vec<String>,
-}
-
-/// The edges (source, target) that storm in some minute of `[from, to)`,
-/// and whether the read budget ran out first: only edges with enough
-/// retries over the whole range are looked into (`StormRule::storming`).
-fn storming_edges(
-    store: &dyn TraceStore,
-    rows: &[(GraphSubject, Aggregate)],
-    rule: StormRule,
-    (from, to): (u32, u32),
-) -> Result<(HashSet<(String, String)>, bool), StorageError> {
-    let buckets = graph::plan(from, to);
-    let mut budget = MAX_STORM_READS;
-    let mut storms = HashSet::new();
-    let mut spent = false;
-    for (subject, aggregate) in rows {
-        let GraphSubject::Edge { source, target, .. } = subject else {
-            continue;
-        };
-        if !rule.may_storm(aggregate) || storms.contains(&(source.clone(), target.clone())) {
-            continue;
-        }
-        let mut read = |buckets: &[(usize, u32)]| store.graph_buckets(subject, buckets);
-        match rule.storming(&buckets, &mut read, &mut budget)? {
-            Some(true) => {
-                storms.insert((source.clone(), target.clone()));
-            }
-            Some(false) => {}
-            None => spent = true,
-        }
-    }
-    Ok((storms, spent))
 }
 
 /// `GET /api/v1/service-map?start=&end=|lookback=&service=&depth=`
@@ -155,11 +120,18 @@ pub async fn service_map(
     let (from, to) = graph::snap(from, to);
     let (start_us, end_us) = (from as u64 * MINUTE_US, to as u64 * MINUTE_US);
     let rule = state.storm;
-    let (rows, storms, storm_budget_spent) = state
+    let (rows, storms) = state
         .blocking(move |store| {
             let rows = store.graph(start_us, end_us)?;
-            let (storms, spent) = storming_edges(store, &rows, rule, (from, to))?;
-            Ok((rows, storms, spent))
+            let storms: HashSet<(String, String)> = store
+                .graph_storms(start_us, end_us, rule)?
+                .into_iter()
+                .filter_map(|subject| match subject {
+                    GraphSubject::Edge { source, target, .. } => Some((source, target)),
+                    GraphSubject::Node { .. } => None,
+                })
+                .collect();
+            Ok((rows, storms))
         })
         .await?;
     let map = ServiceMap::from_rows(rows);
@@ -234,13 +206,6 @@ pub async fn service_map(
         edges,
         cycles: map.cycles(),
         focus: focus.is_some().then_some(impact),
-        warnings: if storm_budget_spent {
-            vec![format!(
-                "looked for retry storms within {MAX_STORM_READS} bucket reads; some edges were not checked"
-            )]
-        } else {
-            Vec::new()
-        },
     };
     let body =
         sonic_rs::to_vec(&out).map_err(|e| ApiError::Internal(format!("encoding the map: {e}")))?;

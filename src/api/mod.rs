@@ -31,7 +31,7 @@ pub struct ApiState {
     /// Set once storage is open and every listener is bound.
     pub ready: Arc<AtomicBool>,
     /// When a map edge is a retry storm.
-    pub storm: crate::analysis::graph::storm::StormRule,
+    pub storm: crate::storage::storm::StormRule,
 }
 
 impl ApiState {

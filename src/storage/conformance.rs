@@ -886,3 +886,56 @@ fn findings_are_stored_replaced_and_expired_with_their_trace() {
         assert_eq!(kinds(&all), [(2, FindingKind::SlowDb)], "{name}");
     }
 }
+
+/// An edge storms over a range when some minute of it has at least ten
+/// retries that are a tenth of its calls; RocksDB's store keeps the verdict
+/// with the range's sum and reads again only the minutes written since, so
+/// calls that dilute a storming minute end the storm and retries elsewhere
+/// start one, on a range read again and on one that moved on.
+#[test]
+fn edges_storm_by_the_minute_as_rows_land() {
+    use super::storm::StormRule;
+    let minute_us = 60_000_000u64;
+    let calls = |minute: u32, target: &str, calls: i64, retries: i64| {
+        let mut row = db_call_row(minute, target, CallClass::Ok, 1_000);
+        row.aggregate = Aggregate::default();
+        for n in 0..calls {
+            row.aggregate.observe(CallClass::Fault, 1_000, n < retries);
+        }
+        row
+    };
+    let rule = StormRule::default();
+    for (name, store, _dir) in stores() {
+        let storms = |from: u32, to: u32| -> Vec<String> {
+            let mut targets: Vec<String> = store
+                .graph_storms(u64::from(from) * minute_us, u64::from(to) * minute_us, rule)
+                .unwrap()
+                .into_iter()
+                .map(|subject| match subject {
+                    GraphSubject::Edge { target, .. } => target,
+                    GraphSubject::Node { id, .. } => panic!("a node storms: {id}"),
+                })
+                .collect();
+            targets.sort();
+            targets
+        };
+        let write = |rows: &[GraphRow]| store.complete(&[], &[], &[], rows, &[]).unwrap();
+        // Retries spread thin over the hour (9 a minute): no storm; one
+        // minute with 12 of 100: a storm.
+        let mut rows: Vec<GraphRow> = (600..660).map(|m| calls(m, "thin", 90, 9)).collect();
+        rows.push(calls(615, "stripe", 100, 12));
+        write(&rows);
+        assert_eq!(storms(600, 660), ["stripe"], "{name}");
+        assert_eq!(storms(600, 660), ["stripe"], "{name}: read again");
+        // Calls land in that minute: 12 retries of 130 calls are under a tenth.
+        write(&[calls(615, "stripe", 30, 0)]);
+        assert!(storms(600, 660).is_empty(), "{name}: diluted");
+        // Retries land in another minute: a storm again.
+        write(&[calls(640, "stripe", 10, 10)]);
+        assert_eq!(storms(600, 660), ["stripe"], "{name}");
+        // The range moved on past that minute: none; back over it: there.
+        assert!(storms(641, 701).is_empty(), "{name}");
+        assert_eq!(storms(610, 670), ["stripe"], "{name}");
+        assert!(storms(0, 600).is_empty(), "{name}");
+    }
+}

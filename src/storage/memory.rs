@@ -119,23 +119,23 @@ impl TraceStore for MemoryStore {
             .collect())
     }
 
-    fn graph_buckets(
+    fn graph_storms(
         &self,
-        subject: &GraphSubject,
-        buckets: &[(usize, u32)],
-    ) -> Result<Vec<Aggregate>, StorageError> {
+        from_us: u64,
+        to_us: u64,
+        rule: super::storm::StormRule,
+    ) -> Result<std::collections::HashSet<GraphSubject>, StorageError> {
+        let (from, to) = super::graph::minutes_of(from_us, to_us);
         let state = self.state.lock().expect("memory store lock");
-        Ok(buckets
+        Ok(state
+            .graph
             .iter()
-            .map(|&(level, bucket)| {
-                let mut sum = Aggregate::default();
-                for minute in bucket..bucket + super::keys::GRAPH_LEVELS[level] {
-                    if let Some(a) = state.graph.get(&(minute, subject.clone())) {
-                        sum.merge(a);
-                    }
-                }
-                sum
+            .filter(|((minute, subject), aggregate)| {
+                (from..to).contains(minute)
+                    && matches!(subject, GraphSubject::Edge { .. })
+                    && rule.storms(aggregate)
             })
+            .map(|((_, subject), _)| subject.clone())
             .collect())
     }
 

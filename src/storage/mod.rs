@@ -11,6 +11,7 @@ pub mod keys;
 pub mod memory;
 pub mod retention;
 pub mod rocks;
+pub mod storm;
 
 #[cfg(test)]
 mod conformance;
@@ -109,14 +110,14 @@ pub trait TraceStore: Send + Sync + 'static {
         to_us: u64,
     ) -> Result<Vec<(GraphSubject, Aggregate)>, StorageError>;
 
-    /// One subject's aggregate in each of `buckets` (`(level, first
-    /// minute)`, levels as `keys::GRAPH_LEVELS`), nothing counted where it
-    /// has none: the map opens buckets this way to find a storming minute.
-    fn graph_buckets(
+    /// The edges that storm (`rule`) in some whole minute that
+    /// `[from_us, to_us)` touches.
+    fn graph_storms(
         &self,
-        subject: &GraphSubject,
-        buckets: &[(usize, u32)],
-    ) -> Result<Vec<Aggregate>, StorageError>;
+        from_us: u64,
+        to_us: u64,
+        rule: storm::StormRule,
+    ) -> Result<std::collections::HashSet<GraphSubject>, StorageError>;
 
     /// Graph retention: buckets that end before `before_us` are deleted.
     fn expire_graph(&self, before_us: u64) -> Result<(), StorageError>;

@@ -7,7 +7,6 @@ pub mod edges;
 pub mod guard;
 pub mod metrics;
 pub mod model;
-pub mod storm;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

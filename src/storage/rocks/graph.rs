@@ -5,7 +5,9 @@
 
 use rocksdb::{MergeOperands, Options, WriteBatch};
 
-use super::graph_cache::{Base, Totals};
+use std::collections::{BTreeSet, HashSet};
+
+use super::graph_cache::{Base, StormWork, Totals};
 use super::RocksStore;
 use crate::model::{Aggregate, GraphRow, GraphSubject};
 use crate::storage::graph::{
@@ -14,6 +16,7 @@ use crate::storage::graph::{
 use crate::storage::keys::{
     decode_graph_subject, encode_graph_key, graph_bucket_prefix, CF_GRAPH, GRAPH_LEVELS,
 };
+use crate::storage::storm::StormRule;
 use crate::storage::StorageError;
 
 /// The `graph` column family's options: values merge by adding.
@@ -175,6 +178,69 @@ impl RocksStore {
         }
         for (_, iter) in &cursors {
             iter.status()?;
+        }
+        Ok(out)
+    }
+
+    /// The edges that storm by `rule` in some minute of `[from, to)`: known
+    /// with the range's kept sum once looked for, the minutes written since
+    /// read again (a few point reads per refresh).
+    pub(super) fn graph_storm_edges(
+        &self,
+        from: u32,
+        to: u32,
+        rule: StormRule,
+    ) -> Result<HashSet<GraphSubject>, StorageError> {
+        if from >= to {
+            return Ok(HashSet::new());
+        }
+        for _ in 0..2 {
+            match self.graph_cache.storms(from, to, rule) {
+                StormWork::Known(edges) => return Ok(edges),
+                StormWork::Recheck(pairs) => {
+                    let mut verdicts = Vec::with_capacity(pairs.len());
+                    for (subject, minute) in pairs {
+                        let minute_sum = self.read_graph_buckets(&subject, &[(0, minute)])?;
+                        verdicts.push(((subject, minute), rule.storms(&minute_sum[0])));
+                    }
+                    if let Some(edges) = self.graph_cache.storms_rechecked(from, to, rule, verdicts)
+                    {
+                        return Ok(edges);
+                    }
+                }
+                StormWork::Compute(totals) => {
+                    let minutes = self.storming_minutes(totals.iter(), (from, to), rule)?;
+                    return Ok(self.graph_cache.storms_found(from, to, rule, minutes));
+                }
+                StormWork::NotKept => {
+                    self.graph_minutes(from, to)?;
+                }
+            }
+        }
+        // Not kept (evicted or cleared meanwhile): looked for afresh.
+        let rows = self.graph_minutes(from, to)?;
+        let minutes = self.storming_minutes(rows.iter().map(|(s, a)| (s, a)), (from, to), rule)?;
+        Ok(minutes.into_iter().map(|(subject, _)| subject).collect())
+    }
+
+    /// The storming (edge, minute) pairs of `[from, to)` among `totals`' edges:
+    /// only edges with enough retries over the range are looked into.
+    fn storming_minutes<'a>(
+        &self,
+        totals: impl Iterator<Item = (&'a GraphSubject, &'a Aggregate)>,
+        (from, to): (u32, u32),
+        rule: StormRule,
+    ) -> Result<BTreeSet<(GraphSubject, u32)>, StorageError> {
+        let buckets = plan(from, to);
+        let mut out = BTreeSet::new();
+        for (subject, aggregate) in totals {
+            if !matches!(subject, GraphSubject::Edge { .. }) || !rule.may_storm(aggregate) {
+                continue;
+            }
+            let mut read = |buckets: &[(usize, u32)]| self.read_graph_buckets(subject, buckets);
+            for minute in rule.storming_minutes(&buckets, &mut read)? {
+                out.insert((subject.clone(), minute));
+            }
         }
         Ok(out)
     }

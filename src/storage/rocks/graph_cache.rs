@@ -8,12 +8,13 @@
 //! sum collects every write reported after it. Nothing is counted twice or
 //! missed, however reads and completions interleave.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use crate::model::{Aggregate, GraphRow, GraphSubject};
 use crate::storage::graph::{moved, plan};
+use crate::storage::storm::StormRule;
 
 /// Every subject's sum over a range, also those that net to nothing there.
 pub(super) type Totals = BTreeMap<GraphSubject, Aggregate>;
@@ -60,6 +61,47 @@ struct CacheEntry {
     last_read: Instant,
     /// Cleared when retention dropped buckets while it was being summed.
     valid: bool,
+    /// The range's storming minutes, once asked for.
+    storms: Option<Storms>,
+}
+
+/// The (edge, minute) pairs of a kept range that storm by `rule`, and the
+/// pairs written since they were found, to look at again.
+struct Storms {
+    rule: StormRule,
+    minutes: BTreeSet<(GraphSubject, u32)>,
+    dirty: Vec<(GraphSubject, u32)>,
+}
+
+impl Storms {
+    /// Marks the minutes `rows` may have changed the verdict of: those that
+    /// added retries, and storming ones that added calls.
+    fn note(&mut self, (from, to): (u32, u32), rows: &[GraphRow]) {
+        for row in rows.iter().filter(|r| from <= r.minute && r.minute < to) {
+            if !matches!(row.subject, GraphSubject::Edge { .. }) {
+                continue;
+            }
+            let pair = (row.subject.clone(), row.minute);
+            if row.aggregate.retries != 0 || self.minutes.contains(&pair) {
+                self.dirty.push(pair);
+            }
+        }
+    }
+
+    fn edges(&self) -> HashSet<GraphSubject> {
+        self.minutes.iter().map(|(s, _)| s.clone()).collect()
+    }
+}
+
+/// What answering "which edges storm" takes (`GraphCache::storms`).
+pub(super) enum StormWork {
+    Known(HashSet<GraphSubject>),
+    /// These pairs' minutes are to be read again.
+    Recheck(Vec<(GraphSubject, u32)>),
+    /// Nothing known yet: look into the edges of this sum.
+    Compute(Arc<Totals>),
+    /// The range is not kept summed.
+    NotKept,
 }
 
 /// Ranges kept summed, at most (the ranges people look at: the last 15
@@ -91,12 +133,16 @@ fn add_rows(totals: &mut Totals, (from, to): (u32, u32), rows: &[GraphRow]) {
 
 impl CacheEntry {
     fn add_pending(&mut self) {
+        let range = (self.from, self.to);
         let target = match &mut self.totals {
             Some(totals) => Arc::make_mut(totals),
             None => &mut self.early,
         };
         for rows in self.pending.drain(..) {
-            add_rows(target, (self.from, self.to), &rows);
+            add_rows(target, range, &rows);
+            if let Some(storms) = &mut self.storms {
+                storms.note(range, &rows);
+            }
         }
         self.pending_rows = 0;
     }
@@ -169,6 +215,7 @@ impl GraphCache {
             pending_rows: 0,
             last_read: Instant::now(),
             valid: true,
+            storms: None,
         });
         Start { ticket, base }
     }
@@ -215,6 +262,88 @@ impl GraphCache {
             state.entries.remove(stalest);
         }
         totals
+    }
+
+    /// Which edges of the kept range `[from, to)` storm by `rule`, or what
+    /// it takes to know.
+    pub(super) fn storms(&self, from: u32, to: u32, rule: StormRule) -> StormWork {
+        let mut state = self.lock();
+        let Some(entry) = state
+            .entries
+            .iter_mut()
+            .find(|e| (e.from, e.to) == (from, to) && e.totals.is_some())
+        else {
+            return StormWork::NotKept;
+        };
+        entry.add_pending();
+        match &mut entry.storms {
+            Some(storms) if storms.rule == rule => {
+                if storms.dirty.is_empty() {
+                    StormWork::Known(storms.edges())
+                } else {
+                    let mut dirty = std::mem::take(&mut storms.dirty);
+                    dirty.sort();
+                    dirty.dedup();
+                    StormWork::Recheck(dirty)
+                }
+            }
+            _ => {
+                // Writes from now on are noted; the look covers those before.
+                entry.storms = Some(Storms {
+                    rule,
+                    minutes: BTreeSet::new(),
+                    dirty: Vec::new(),
+                });
+                StormWork::Compute(entry.totals.clone().expect("found a kept sum"))
+            }
+        }
+    }
+
+    /// The verdicts of minutes read again; the range's storming edges, unless
+    /// it is no longer kept.
+    pub(super) fn storms_rechecked(
+        &self,
+        from: u32,
+        to: u32,
+        rule: StormRule,
+        verdicts: Vec<((GraphSubject, u32), bool)>,
+    ) -> Option<HashSet<GraphSubject>> {
+        let mut state = self.lock();
+        let entry = state
+            .entries
+            .iter_mut()
+            .find(|e| (e.from, e.to) == (from, to) && e.totals.is_some())?;
+        let storms = entry.storms.as_mut().filter(|s| s.rule == rule)?;
+        for (pair, storming) in verdicts {
+            if storming {
+                storms.minutes.insert(pair);
+            } else {
+                storms.minutes.remove(&pair);
+            }
+        }
+        Some(storms.edges())
+    }
+
+    /// The storming minutes a look found; the range's storming edges.
+    pub(super) fn storms_found(
+        &self,
+        from: u32,
+        to: u32,
+        rule: StormRule,
+        minutes: BTreeSet<(GraphSubject, u32)>,
+    ) -> HashSet<GraphSubject> {
+        let found: HashSet<GraphSubject> = minutes.iter().map(|(s, _)| s.clone()).collect();
+        let mut state = self.lock();
+        let storms = state
+            .entries
+            .iter_mut()
+            .find(|e| (e.from, e.to) == (from, to) && e.totals.is_some())
+            .and_then(|e| e.storms.as_mut())
+            .filter(|s| s.rule == rule);
+        if let Some(storms) = storms {
+            storms.minutes = minutes;
+        }
+        found
     }
 
     /// The sum `ticket` announced failed.

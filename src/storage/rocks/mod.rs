@@ -478,12 +478,14 @@ impl TraceStore for RocksStore {
         self.read_findings(query)
     }
 
-    fn graph_buckets(
+    fn graph_storms(
         &self,
-        subject: &GraphSubject,
-        buckets: &[(usize, u32)],
-    ) -> Result<Vec<Aggregate>, StorageError> {
-        self.read_graph_buckets(subject, buckets)
+        from_us: u64,
+        to_us: u64,
+        rule: super::storm::StormRule,
+    ) -> Result<std::collections::HashSet<GraphSubject>, StorageError> {
+        let (from, to) = super::graph::minutes_of(from_us, to_us);
+        self.graph_storm_edges(from, to, rule)
     }
 
     fn expire_graph(&self, before_us: u64) -> Result<(), StorageError> {

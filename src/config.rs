@@ -398,6 +398,12 @@ impl Config {
                 "n_plus_one_min and retry_min_attempts must be at least 2",
             );
         }
+        if self.detectors.storm_min_retries == 0 {
+            return invalid(
+                "detectors.storm_min_retries",
+                "must be at least 1 (0 would look into every minute of every edge)",
+            );
+        }
         if !(self.detectors.storm_retry_ratio > 0.0 && self.detectors.storm_retry_ratio <= 1.0) {
             return invalid(
                 "detectors.storm_retry_ratio",

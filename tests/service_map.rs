@@ -597,8 +597,13 @@ async fn a_flood_of_random_service_names_stays_bounded() {
         grown >> 20,
         control >> 20
     );
+    // Beyond the guard, each distinct name is an index value of its trace
+    // (one index block each where the one-name flood shares one), so the
+    // index memtable fills up to its 64 MiB write buffer before a flush;
+    // the rest is slack for allocator noise (the two floods differ by
+    // 38–67 MiB run to run here).
     assert!(
-        grown < control + (64 << 20),
+        grown < control + (96 << 20),
         "names cost {} MiB over the one-name flood",
         grown.saturating_sub(control) >> 20
     );

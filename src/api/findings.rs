@@ -42,10 +42,9 @@ pub struct FindingOut<'a> {
 }
 
 impl<'a> FindingOut<'a> {
-    /// `n`: the finding's place among its trace's.
-    pub fn of(finding: &'a Finding, n: usize) -> Self {
+    pub fn of(finding: &'a Finding) -> Self {
         FindingOut {
-            id: finding.id(n),
+            id: finding.id(),
             kind: finding.kind.as_str(),
             severity: finding.severity.as_str(),
             trace_id: finding.trace_id.to_string(),
@@ -67,17 +66,8 @@ impl<'a> FindingOut<'a> {
         }
     }
 
-    /// A list of findings, each numbered within its trace.
     pub fn list(findings: &'a [Finding]) -> Vec<Self> {
-        let mut seen: HashMap<crate::model::TraceId, usize> = HashMap::new();
-        findings
-            .iter()
-            .map(|f| {
-                let n = seen.entry(f.trace_id).or_default();
-                *n += 1;
-                FindingOut::of(f, *n - 1)
-            })
-            .collect()
+        findings.iter().map(FindingOut::of).collect()
     }
 }
 
@@ -196,7 +186,7 @@ fn groups(findings: &[Finding], limit: usize) -> Vec<Group> {
                 occurrences: members.len(),
                 traces: traces.len(),
                 p95_ms: durations[rank - 1] as f64 / 1e6,
-                total_ms: durations.iter().sum::<u64>() as f64 / 1e6,
+                total_ms: durations.iter().map(|&d| d as f64).sum::<f64>() / 1e6,
                 last_seen_us: members
                     .iter()
                     .map(|f| f.start_ns / 1_000)

@@ -76,7 +76,14 @@ impl ApiState {
             };
             let summary = match stored {
                 Some(stored) if stored.complete => stored,
-                _ => TraceSummary::of(&trace, &keys, false),
+                // Open again: what the last completion found stays shown.
+                Some(stored) => TraceSummary {
+                    finding_kinds: stored.finding_kinds,
+                    finding_count: stored.finding_count,
+                    finding_services: stored.finding_services,
+                    ..TraceSummary::of(&trace, &keys, false)
+                },
+                None => TraceSummary::of(&trace, &keys, false),
             };
             Ok(Some(render(trace, summary, findings)))
         })

@@ -94,8 +94,13 @@ pub struct Finding {
 }
 
 impl Finding {
-    /// A finding's id: its trace and its place among the trace's findings.
-    pub fn id(&self, n: usize) -> String {
-        format!("{}-{n}", self.trace_id)
+    /// A finding's id, the same in every answer that shows it: its trace,
+    /// its kind and its first span (no two findings of one kind in a trace
+    /// start at the same span).
+    pub fn id(&self) -> String {
+        match self.span_ids.first() {
+            Some(span) => format!("{}-{}-{span}", self.trace_id, self.kind.as_str()),
+            None => format!("{}-{}", self.trace_id, self.kind.as_str()),
+        }
     }
 }

@@ -83,7 +83,10 @@ impl NPlusOne {
         let parent = &view.spans[parent];
         let first = chain[0];
         let spans: Vec<_> = chain.iter().map(|c| &view.spans[c.span]).collect();
-        let total: u64 = spans.iter().map(|s| s.duration_ns()).sum();
+        let total = spans
+            .iter()
+            .map(|s| s.duration_ns())
+            .fold(0u64, u64::saturating_add);
         let longest = spans.iter().map(|s| s.duration_ns()).max().unwrap_or(0);
         // The chain is in start order, so its union is one sweep.
         let (mut covered, mut reach) = (0u64, 0u64);

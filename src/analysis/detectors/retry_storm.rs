@@ -273,7 +273,10 @@ impl Detector for RetryStorm {
                 statement: first.template.clone(),
                 span_ids: spans.iter().map(|s| s.span_id).collect(),
                 count: calls.len() as u32,
-                total_duration_ns: spans.iter().map(|s| s.duration_ns()).sum(),
+                total_duration_ns: spans
+                    .iter()
+                    .map(|s| s.duration_ns())
+                    .fold(0, u64::saturating_add),
                 max_duration_ns: spans.iter().map(|s| s.duration_ns()).max().unwrap_or(0),
                 start_ns: spans[0].start_ns,
                 message,

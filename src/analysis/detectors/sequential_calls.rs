@@ -129,7 +129,7 @@ impl SequentialCalls {
             .iter()
             .map(|c| view.spans[c.span].duration_ns())
             .collect();
-        let total: u64 = durations.iter().sum();
+        let total = durations.iter().fold(0u64, |sum, &d| sum.saturating_add(d));
         let longest = durations.iter().copied().max().unwrap_or(0);
         let saving = total - longest;
         if saving < self.min_saving_ns {

@@ -48,14 +48,14 @@ impl RocksStore {
         // One trace's, or those of the traces indexed under a kind or a
         // service: read where their summaries say they are.
         let traces = match (query.trace_id, query.kind, &query.service) {
-            (Some(trace_id), _, _) => Some(vec![trace_id]),
+            (Some(trace_id), _, _) => Some((vec![trace_id], false)),
             (None, Some(kind), _) => Some(self.indexed(IndexTag::Finding, kind.as_str(), query)?),
             (None, None, Some(service)) => {
                 Some(self.indexed(IndexTag::FindingService, service, query)?)
             }
             (None, None, None) => None,
         };
-        if let Some(traces) = traces {
+        if let Some((traces, more)) = traces {
             for trace_id in traces {
                 let Some(summary) = self.stored_summary(trace_id)? else {
                     continue;
@@ -74,8 +74,13 @@ impl RocksStore {
                     break;
                 }
             }
-            out.truncate(query.limit);
-            return Ok(out);
+            // Indexed traces that held no wanted finding (both a kind and a
+            // service asked for) and more beyond: the scan below is exact.
+            if out.len() >= query.limit || !more {
+                out.truncate(query.limit);
+                return Ok(out);
+            }
+            out.clear();
         }
         let from_us = query.from_us.max(cutoff_us);
         let lowest = encode_finding_key(&FindingKey {
@@ -117,20 +122,22 @@ impl RocksStore {
     }
 
     /// The traces indexed under `tag` and `value` in the query's range,
-    /// newest first: enough to fill its limit when each gives one finding.
+    /// newest first: enough to fill its limit when each gives one finding;
+    /// and whether there may be more.
     fn indexed(
         &self,
         tag: IndexTag,
         value: &str,
         query: &FindingQuery,
-    ) -> Result<Vec<crate::model::TraceId>, StorageError> {
+    ) -> Result<(Vec<crate::model::TraceId>, bool), StorageError> {
         let traces = query
             .limit
             .saturating_mul(2)
             .saturating_add(100)
             .min(MAX_SCANNED);
         let hits = self.scan_index(tag, value, query.from_us, query.to_us, traces)?;
-        Ok(hits.into_iter().map(|hit| hit.trace_id).collect())
+        let more = hits.len() >= traces;
+        Ok((hits.into_iter().map(|hit| hit.trace_id).collect(), more))
     }
 
     /// Retention: every finding of a trace that started before `before_us`.

@@ -86,15 +86,12 @@ impl RocksStore {
                     let _gate = self.graph_cache.exclusive();
                     (self.graph_cache.begin(from, to), self.db.snapshot())
                 };
+                let abandon = self.graph_cache.abandon_on_drop(start.ticket);
                 let summed = self.sum_range(&snapshot, (from, to), start.base.as_ref());
                 drop(snapshot);
-                match summed {
-                    Ok(totals) => self.graph_cache.fill(start.ticket, totals),
-                    Err(error) => {
-                        self.graph_cache.abandon(start.ticket);
-                        return Err(error);
-                    }
-                }
+                let totals = self.graph_cache.fill(start.ticket, summed?);
+                abandon.disarm();
+                totals
             }
         };
         Ok(totals
@@ -121,6 +118,7 @@ impl RocksStore {
         };
         let mut totals = (*base.totals).clone();
         let (left, reached) = moved((base.from, base.to), (from, to));
+        let buckets_left = !left.is_empty();
         for (ranges, sign) in [(left, -1), (reached, 1)] {
             let buckets: Vec<_> = ranges.iter().flat_map(|&(a, b)| plan(a, b)).collect();
             for (subject, aggregate) in self.sum_buckets(snapshot, &buckets)? {
@@ -136,6 +134,11 @@ impl RocksStore {
                     }
                 }
             }
+        }
+        // A range moving on forgets the subjects it left behind (absent and
+        // zero are the same), so its sum does not grow with every name seen.
+        if buckets_left {
+            totals.retain(|_, aggregate| !aggregate.is_zero());
         }
         Ok(totals)
     }
@@ -200,7 +203,9 @@ impl RocksStore {
                 StormWork::Recheck(pairs) => {
                     let mut verdicts = Vec::with_capacity(pairs.len());
                     for (subject, minute) in pairs {
-                        let minute_sum = self.read_graph_buckets(&subject, &[(0, minute)])?;
+                        let minute_sum = self
+                            .read_graph_buckets(&subject, &[(0, minute)])
+                            .inspect_err(|_| self.graph_cache.storms_failed(from, to))?;
                         verdicts.push(((subject, minute), rule.storms(&minute_sum[0])));
                     }
                     if let Some(edges) = self.graph_cache.storms_rechecked(from, to, rule, verdicts)
@@ -209,7 +214,9 @@ impl RocksStore {
                     }
                 }
                 StormWork::Compute(totals) => {
-                    let minutes = self.storming_minutes(totals.iter(), (from, to), rule)?;
+                    let minutes = self
+                        .storming_minutes(totals.iter(), (from, to), rule)
+                        .inspect_err(|_| self.graph_cache.storms_failed(from, to))?;
                     return Ok(self.graph_cache.storms_found(from, to, rule, minutes));
                 }
                 StormWork::NotKept => {
@@ -268,8 +275,8 @@ impl RocksStore {
 
     /// Drops every bucket that ends at or before `before_minute`, at every level.
     pub(super) fn expire_graph_before(&self, before_minute: u32) -> Result<(), StorageError> {
-        self.graph_cache.clear();
         let cf = self.cf(CF_GRAPH);
+        let mut dropped = false;
         for level in 0..GRAPH_LEVELS.len() {
             // Buckets before the one holding the cutoff end at or before it.
             let keep = bucket_of(level, before_minute);
@@ -286,6 +293,12 @@ impl RocksStore {
             }
             self.db.delete_range_cf(cf, from, to)?;
             self.db.compact_range_cf(cf, Some(from), Some(to));
+            dropped = true;
+        }
+        // After the deletes: a sum started before them, from a snapshot that
+        // still held the buckets, is not kept either.
+        if dropped {
+            self.graph_cache.clear_before(before_minute);
         }
         Ok(())
     }

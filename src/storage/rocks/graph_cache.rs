@@ -71,7 +71,16 @@ struct Storms {
     rule: StormRule,
     minutes: BTreeSet<(GraphSubject, u32)>,
     dirty: Vec<(GraphSubject, u32)>,
+    /// A look over the whole range has finished.
+    found: bool,
+    /// Looks (whole or rechecks) in flight: while any is, every edge row
+    /// written is noted, since a look may have read its minute before it.
+    looks: usize,
 }
+
+/// Minutes noted to look at again, at most; past it the storms are looked
+/// for afresh.
+const MAX_DIRTY: usize = 100_000;
 
 impl Storms {
     /// Marks the minutes `rows` may have changed the verdict of: those that
@@ -82,7 +91,13 @@ impl Storms {
                 continue;
             }
             let pair = (row.subject.clone(), row.minute);
-            if row.aggregate.retries != 0 || self.minutes.contains(&pair) {
+            // Retries added, calls taken back (the share of retries rises),
+            // or calls added to a storming minute (it falls).
+            if self.looks > 0
+                || row.aggregate.retries != 0
+                || row.aggregate.requests < 0
+                || self.minutes.contains(&pair)
+            {
                 self.dirty.push(pair);
             }
         }
@@ -90,6 +105,26 @@ impl Storms {
 
     fn edges(&self) -> HashSet<GraphSubject> {
         self.minutes.iter().map(|(s, _)| s.clone()).collect()
+    }
+}
+
+pub(super) struct AbandonOnDrop<'a> {
+    cache: &'a GraphCache,
+    ticket: Option<u64>,
+}
+
+impl AbandonOnDrop<'_> {
+    /// The sum was filled (or abandoned) by its owner.
+    pub(super) fn disarm(mut self) {
+        self.ticket = None;
+    }
+}
+
+impl Drop for AbandonOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket {
+            self.cache.abandon(ticket);
+        }
     }
 }
 
@@ -142,6 +177,9 @@ impl CacheEntry {
             add_rows(target, range, &rows);
             if let Some(storms) = &mut self.storms {
                 storms.note(range, &rows);
+                if storms.dirty.len() > MAX_DIRTY {
+                    self.storms = None;
+                }
             }
         }
         self.pending_rows = 0;
@@ -276,7 +314,13 @@ impl GraphCache {
             return StormWork::NotKept;
         };
         entry.add_pending();
+        let totals = entry.totals.clone().expect("found a kept sum");
         match &mut entry.storms {
+            // Another reader's look has not finished: this one looks too.
+            Some(storms) if storms.rule == rule && !storms.found => {
+                storms.looks += 1;
+                StormWork::Compute(totals)
+            }
             Some(storms) if storms.rule == rule => {
                 if storms.dirty.is_empty() {
                     StormWork::Known(storms.edges())
@@ -284,6 +328,7 @@ impl GraphCache {
                     let mut dirty = std::mem::take(&mut storms.dirty);
                     dirty.sort();
                     dirty.dedup();
+                    storms.looks += 1;
                     StormWork::Recheck(dirty)
                 }
             }
@@ -293,8 +338,10 @@ impl GraphCache {
                     rule,
                     minutes: BTreeSet::new(),
                     dirty: Vec::new(),
+                    found: false,
+                    looks: 1,
                 });
-                StormWork::Compute(entry.totals.clone().expect("found a kept sum"))
+                StormWork::Compute(totals)
             }
         }
     }
@@ -314,6 +361,7 @@ impl GraphCache {
             .iter_mut()
             .find(|e| (e.from, e.to) == (from, to) && e.totals.is_some())?;
         let storms = entry.storms.as_mut().filter(|s| s.rule == rule)?;
+        storms.looks = storms.looks.saturating_sub(1);
         for (pair, storming) in verdicts {
             if storming {
                 storms.minutes.insert(pair);
@@ -342,8 +390,31 @@ impl GraphCache {
             .filter(|s| s.rule == rule);
         if let Some(storms) = storms {
             storms.minutes = minutes;
+            storms.found = true;
+            storms.looks = storms.looks.saturating_sub(1);
         }
         found
+    }
+
+    /// A look failed: what was kept of the range's storms may be partial.
+    pub(super) fn storms_failed(&self, from: u32, to: u32) {
+        let mut state = self.lock();
+        if let Some(entry) = state
+            .entries
+            .iter_mut()
+            .find(|e| (e.from, e.to) == (from, to))
+        {
+            entry.storms = None;
+        }
+    }
+
+    /// Abandons the sum `ticket` announced unless disarmed: one that panics
+    /// while summing leaves nothing collecting writes behind.
+    pub(super) fn abandon_on_drop(&self, ticket: u64) -> AbandonOnDrop<'_> {
+        AbandonOnDrop {
+            cache: self,
+            ticket: Some(ticket),
+        }
     }
 
     /// The sum `ticket` announced failed.
@@ -383,10 +454,14 @@ impl GraphCache {
         }
     }
 
-    /// Everything stored may have changed (retention dropped buckets).
-    pub(super) fn clear(&self) {
+    /// Retention dropped buckets before `minute`: sums of ranges that
+    /// start before it go (those being summed are not kept).
+    pub(super) fn clear_before(&self, minute: u32) {
         let mut state = self.lock();
         state.entries.retain_mut(|e| {
+            if e.from >= minute {
+                return true;
+            }
             e.valid = false;
             e.pending.clear();
             e.totals.is_none()
@@ -458,16 +533,18 @@ mod tests {
     fn a_sum_retention_overtook_or_that_failed_is_not_kept() {
         let cache = GraphCache::default();
         let start = cache.begin(10, 20);
-        cache.clear();
+        cache.clear_before(11);
         cache.fill(start.ticket, Totals::new());
         assert_eq!(cache.get(10, 20), None);
         let start = cache.begin(10, 20);
         cache.abandon(start.ticket);
         assert!(cache.lock().entries.is_empty());
-        // Kept sums go too.
+        // Kept sums go too, but only those retention reached.
         kept(&cache, 10, 20, Totals::new());
-        cache.clear();
+        kept(&cache, 30, 40, Totals::new());
+        cache.clear_before(11);
         assert_eq!(cache.get(10, 20), None);
+        assert!(cache.get(30, 40).is_some());
     }
 
     #[test]
@@ -484,6 +561,35 @@ mod tests {
         assert_eq!(requests(&base.totals, "db"), 2, "with the writes so far");
         // A week is not moved from an hour.
         assert!(cache.begin(0, 7 * 1_440).base.is_none());
+    }
+
+    #[test]
+    fn writes_during_a_storm_look_are_looked_at_again() {
+        let cache = GraphCache::default();
+        kept(&cache, 10, 20, Totals::new());
+        let rule = StormRule::default();
+        assert!(matches!(cache.storms(10, 20, rule), StormWork::Compute(_)));
+        // A second reader while the first looks: it looks too, it is not
+        // told "no storm".
+        assert!(matches!(cache.storms(10, 20, rule), StormWork::Compute(_)));
+        // Calls (no retry) land in minute 15 while the looks run: noted.
+        cache.written(&[row(15, "stripe")]);
+        let mut found = BTreeSet::new();
+        found.insert((row(15, "stripe").subject, 15));
+        cache.storms_found(10, 20, rule, found.clone());
+        cache.storms_found(10, 20, rule, found);
+        match cache.storms(10, 20, rule) {
+            StormWork::Recheck(pairs) => assert_eq!(pairs, [(row(15, "stripe").subject, 15)]),
+            _ => panic!("minute 15 is to be read again"),
+        }
+        let edges = cache
+            .storms_rechecked(10, 20, rule, vec![((row(15, "stripe").subject, 15), false)])
+            .unwrap();
+        assert!(edges.is_empty());
+        // Settled: known, nothing to read; a failed look forgets.
+        assert!(matches!(cache.storms(10, 20, rule), StormWork::Known(e) if e.is_empty()));
+        cache.storms_failed(10, 20);
+        assert!(matches!(cache.storms(10, 20, rule), StormWork::Compute(_)));
     }
 
     #[test]

@@ -216,6 +216,7 @@ fn query(c: &mut Criterion) {
         summary_keys: fixture.pipeline.keys.clone(),
         ready: Arc::new(AtomicBool::new(true)),
         storm: Default::default(),
+        graph_retention: Duration::from_secs(30 * 86_400),
     }));
     let big = |n: usize| {
         format!(

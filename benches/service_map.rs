@@ -152,6 +152,7 @@ fn map_latency(c: &mut Criterion) {
         summary_keys: SummaryKeys::default(),
         ready: Arc::new(AtomicBool::new(true)),
         storm: Default::default(),
+        graph_retention: Duration::from_secs(30 * 86_400),
     }));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let get = |uri: &str| -> usize {

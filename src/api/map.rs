@@ -95,6 +95,7 @@ pub async fn service_map(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let (start_us, end_us) = time_range(&params)?;
+    let start_us = state.graph_kept_from(start_us);
     let get = |key: &str| {
         params
             .iter()
@@ -237,7 +238,7 @@ pub async fn dependencies(
         Ok((end.saturating_sub(lookback) * 1_000, end * 1_000))
     });
     let (start_us, end_us) = match range {
-        Ok(range) => range,
+        Ok((start_us, end_us)) => (state.graph_kept_from(start_us), end_us),
         Err(error) => return super::jaeger::error_envelope(error),
     };
     let rows = match state

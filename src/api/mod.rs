@@ -32,9 +32,18 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// When a map edge is a retry storm.
     pub storm: crate::storage::storm::StormRule,
+    /// How long graph aggregates are kept (`[graph] retention`).
+    pub graph_retention: std::time::Duration,
 }
 
 impl ApiState {
+    /// A map range's start, no earlier than the oldest aggregates kept: a
+    /// range from the epoch would otherwise read thousands of empty buckets.
+    fn graph_kept_from(&self, start_us: u64) -> u64 {
+        let retention_us = u64::try_from(self.graph_retention.as_micros()).unwrap_or(u64::MAX);
+        start_us.max(crate::ingest::now_us().saturating_sub(retention_us))
+    }
+
     /// Runs a blocking storage call off the async workers.
     async fn blocking<T: Send + 'static>(
         &self,

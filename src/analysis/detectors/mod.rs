@@ -16,11 +16,16 @@ mod sequential_calls;
 mod slow_call;
 mod slow_db;
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::analysis::fingerprint;
 use crate::model::{semconv, Finding, Span, SpanId, SpanKind, Trace};
+
+/// The detectors' maps: hashed with foldhash (seeded per map), as they are
+/// built for every completed trace.
+pub(super) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The target of a call that names no peer.
 pub const UNKNOWN_TARGET: &str = "unknown";
@@ -109,6 +114,9 @@ pub struct TraceView<'a> {
     pub calls: Vec<Call>,
     /// Each span's call, by position in `calls`.
     pub call_of: Vec<Option<usize>>,
+    /// The calls grouped into logical calls and their attempts, worked out
+    /// once for the detectors that ask (`attempts`).
+    attempts: OnceCell<retry_storm::Attempts>,
 }
 
 fn string_attr<'s>(span: &'s Span, keys: &[&str]) -> Option<&'s str> {
@@ -160,7 +168,7 @@ fn failed(span: &Span) -> bool {
 impl<'a> TraceView<'a> {
     pub fn new(trace: &'a Trace) -> Self {
         let spans = trace.spans.as_slice();
-        let at: HashMap<SpanId, usize> = spans
+        let at: FastMap<SpanId, usize> = spans
             .iter()
             .enumerate()
             .map(|(i, s)| (s.span_id, i))
@@ -238,7 +246,13 @@ impl<'a> TraceView<'a> {
             children,
             calls,
             call_of,
+            attempts: OnceCell::new(),
         }
+    }
+
+    /// The calls split into logical calls and their attempts (`retry_storm`).
+    fn attempts(&self) -> &retry_storm::Attempts {
+        self.attempts.get_or_init(|| retry_storm::attempts(self))
     }
 
     /// The trace's duration (ns): its first start to its last end.

@@ -31,9 +31,9 @@
 //! when the loop takes half the request.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
-use super::{message, Call, CallKind, Detector, DetectorConfig, TraceView};
+use super::{message, Call, CallKind, Detector, DetectorConfig, FastMap, TraceView};
 use crate::model::{Finding, FindingKind, Severity};
 
 /// Overlap between consecutive calls that still counts as one after another.
@@ -143,7 +143,7 @@ impl NPlusOne {
 /// in start order, groups in the order they began; groups smaller than `min`
 /// are left out.
 fn repeated<'v>(view: &'v TraceView<'_>, parent: usize, min: usize) -> Vec<Vec<&'v Call>> {
-    let mut at: HashMap<(CallKind, &str, &str), usize> = HashMap::new();
+    let mut at: FastMap<(CallKind, &str, &str), usize> = FastMap::default();
     let mut groups: Vec<Vec<&Call>> = Vec::new();
     for call in view.calls_under(parent) {
         if !matches!(

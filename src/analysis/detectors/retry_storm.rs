@@ -23,9 +23,7 @@
 //! counts 4xx answers and timeouts, since a client that retries them still
 //! multiplies load.
 
-use std::collections::HashMap;
-
-use super::{Call, Detector, DetectorConfig, TraceView};
+use super::{Call, Detector, DetectorConfig, FastMap, TraceView};
 use crate::model::{Finding, FindingKind, Severity, Span, SpanId};
 
 /// How far an attempt may overlap the one before it and still follow it.
@@ -96,7 +94,7 @@ struct Chain {
 pub(super) fn attempts(view: &TraceView<'_>) -> Attempts {
     // Sibling calls to one callee and operation, in start order (`calls` is).
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut group_of: HashMap<(Option<SpanId>, &str, &str), usize> = HashMap::new();
+    let mut group_of: FastMap<(Option<SpanId>, &str, &str), usize> = FastMap::default();
     for (at, call) in view.calls.iter().enumerate() {
         let key = (
             view.spans[call.span].parent_span_id,
@@ -200,7 +198,7 @@ pub(super) fn ms(ns: u64) -> String {
 
 impl Detector for RetryStorm {
     fn inspect(&self, view: &TraceView<'_>, out: &mut Vec<Finding>) {
-        let attempts = attempts(view);
+        let attempts = view.attempts();
         for (chain, calls) in attempts.chains.iter().enumerate() {
             if calls.len() < self.min_attempts {
                 continue;

@@ -28,7 +28,7 @@
 //! A finding's `target` lists the run's distinct targets, comma-separated;
 //! its `statement` is null, as the calls have several.
 
-use super::retry_storm::{self, ms};
+use super::retry_storm::ms;
 use super::{Call, CallKind, Detector, DetectorConfig, TraceView};
 use crate::model::{Finding, FindingKind, Severity};
 
@@ -79,7 +79,8 @@ const REDIS_READS: &[&str] = &[
 
 /// Whether a normalized database statement only reads (module doc).
 fn is_read(template: &str) -> bool {
-    let upper = template.to_ascii_uppercase();
+    // Templates spell keywords and commands in capitals (`fingerprint`).
+    let upper = template;
     if upper.starts_with("SELECT ") {
         return ![" FOR UPDATE", " FOR SHARE", " FOR NO KEY UPDATE", " INTO "]
             .iter()
@@ -180,7 +181,7 @@ impl SequentialCalls {
 
 impl Detector for SequentialCalls {
     fn inspect(&self, view: &TraceView<'_>, out: &mut Vec<Finding>) {
-        let attempts = retry_storm::attempts(view);
+        let attempts = view.attempts();
         for (parent, children) in view.children.iter().enumerate() {
             let mut run: Vec<usize> = Vec::new();
             for &child in children {

@@ -216,7 +216,7 @@ impl Detector for RetryStorm {
                 .windows(2)
                 .map(|pair| pair[1].start_ns.saturating_sub(pair[0].end_ns))
                 .collect();
-            let amplification = amplification(view, &attempts, chain);
+            let amplification = amplification(view, attempts, chain);
             let caller = view.caller_of(first);
             let operation = first.template.as_deref().unwrap_or(&first.operation);
 

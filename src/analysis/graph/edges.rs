@@ -15,7 +15,8 @@
 //!   parent to the same callee and operation.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+// Built for every completed trace: a fast hasher, seeded per map.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::model::{
     semconv, CallClass, EdgeType, GraphSubject, NodeType, Span, SpanId, SpanKind, StatusCode, Trace,
@@ -140,7 +141,7 @@ pub fn observations(trace: &Trace) -> Vec<Observation> {
     let parent_of = |span: &Span| span.parent_span_id.and_then(|p| index.get(&p).copied());
     // The server side each client span caused (the first, when several), and
     // which server spans a client span already counts.
-    let mut server_of: HashMap<usize, usize> = HashMap::new();
+    let mut server_of: HashMap<usize, usize> = HashMap::default();
     let mut caused = vec![false; spans.len()];
     for (i, span) in spans.iter().enumerate() {
         if !is_callee(span.kind) {
@@ -270,7 +271,7 @@ fn retried_calls(
     // Client calls grouped by (parent, callee, operation), in start order
     // (spans are sorted by start).
     type Group<'a> = (Option<usize>, Cow<'a, str>, &'a str);
-    let mut groups: HashMap<Group, Vec<usize>> = HashMap::new();
+    let mut groups: HashMap<Group, Vec<usize>> = HashMap::default();
     for (i, span) in spans.iter().enumerate() {
         if !is_caller(span.kind) {
             continue;

@@ -857,3 +857,41 @@ async fn planted_patterns_are_found_and_nothing_else() {
 
     server.stop().await;
 }
+
+/// Bad parameters on the findings and map endpoints get a 400 that names the
+/// parameter; a map range from the epoch is answered from what is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_finding_queries_get_clear_errors() {
+    let server = TestServer::start().await;
+    let api = &server.api_url;
+    for (query, names) in [
+        ("findings?limit=0", "limit"),
+        ("findings?limit=many", "limit"),
+        ("findings?limit=10001", "limit"),
+        ("findings?kind=slow", "kind"),
+        ("findings?trace_id=not-a-trace", "trace"),
+        ("findings?start=yesterday", "start"),
+        ("findings/groups?kind=slow", "kind"),
+        ("traces?finding=slow", "finding"),
+    ] {
+        let (status, body) = get_json(&format!("{api}/api/v1/{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(names), "{query}: {error}");
+    }
+    let (status, body) = get_json(&format!("{api}/api/v1/findings?lookback=1h")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["findings"], serde_json::json!([]));
+    // From the epoch: clamped to the graph retention (30 days by default).
+    let started = Instant::now();
+    let (status, body) = get_json(&format!("{api}/api/v1/service-map?start=0")).await;
+    assert_eq!(status, 200, "{body}");
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let start_ms = body["start_ms"].as_u64().unwrap();
+    assert!(start_ms >= now_ms - 31 * 86_400_000, "start_ms {start_ms}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    server.stop().await;
+}

@@ -213,11 +213,14 @@ impl RocksStore {
                         return Ok(edges);
                     }
                 }
-                StormWork::Compute(totals) => {
+                StormWork::Compute(totals, parts) => {
+                    let buckets: Vec<_> = parts.iter().flat_map(|&(a, b)| plan(a, b)).collect();
                     let minutes = self
-                        .storming_minutes(totals.iter(), (from, to), rule)
+                        .storming_minutes(totals.iter(), &buckets, rule)
                         .inspect_err(|_| self.graph_cache.storms_failed(from, to))?;
-                    return Ok(self.graph_cache.storms_found(from, to, rule, minutes));
+                    return Ok(self
+                        .graph_cache
+                        .storms_found(from, to, rule, &parts, minutes));
                 }
                 StormWork::NotKept => {
                     self.graph_minutes(from, to)?;
@@ -226,26 +229,26 @@ impl RocksStore {
         }
         // Not kept (evicted or cleared meanwhile): looked for afresh.
         let rows = self.graph_minutes(from, to)?;
-        let minutes = self.storming_minutes(rows.iter().map(|(s, a)| (s, a)), (from, to), rule)?;
+        let minutes =
+            self.storming_minutes(rows.iter().map(|(s, a)| (s, a)), &plan(from, to), rule)?;
         Ok(minutes.into_iter().map(|(subject, _)| subject).collect())
     }
 
-    /// The storming (edge, minute) pairs of `[from, to)` among `totals`' edges:
+    /// The storming (edge, minute) pairs in `buckets` among `totals`' edges:
     /// only edges with enough retries over the range are looked into.
     fn storming_minutes<'a>(
         &self,
         totals: impl Iterator<Item = (&'a GraphSubject, &'a Aggregate)>,
-        (from, to): (u32, u32),
+        buckets: &[(usize, u32)],
         rule: StormRule,
     ) -> Result<BTreeSet<(GraphSubject, u32)>, StorageError> {
-        let buckets = plan(from, to);
         let mut out = BTreeSet::new();
         for (subject, aggregate) in totals {
             if !matches!(subject, GraphSubject::Edge { .. }) || !rule.may_storm(aggregate) {
                 continue;
             }
             let mut read = |buckets: &[(usize, u32)]| self.read_graph_buckets(subject, buckets);
-            for minute in rule.storming_minutes(&buckets, &mut read)? {
+            for minute in rule.storming_minutes(buckets, &mut read)? {
                 out.insert((subject.clone(), minute));
             }
         }

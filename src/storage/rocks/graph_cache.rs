@@ -76,6 +76,8 @@ struct Storms {
     /// Looks (whole or rechecks) in flight: while any is, every edge row
     /// written is noted, since a look may have read its minute before it.
     looks: usize,
+    /// Parts of the range not looked into yet: what a moved range reached.
+    unlooked: Vec<(u32, u32)>,
 }
 
 /// Minutes noted to look at again, at most; past it the storms are looked
@@ -106,6 +108,24 @@ impl Storms {
     fn edges(&self) -> HashSet<GraphSubject> {
         self.minutes.iter().map(|(s, _)| s.clone()).collect()
     }
+
+    /// What a range moved from `self`'s to `[from, to)` knows: the verdicts
+    /// within it, and the parts it reached still to look into. Nothing when
+    /// a look is in flight (its verdicts are not all in yet).
+    fn moved_to(&self, old: (u32, u32), (from, to): (u32, u32)) -> Option<Storms> {
+        if !self.found || self.looks > 0 {
+            return None;
+        }
+        let within = |pair: &(GraphSubject, u32)| from <= pair.1 && pair.1 < to;
+        Some(Storms {
+            rule: self.rule,
+            minutes: self.minutes.iter().filter(|p| within(p)).cloned().collect(),
+            dirty: self.dirty.iter().filter(|p| within(p)).cloned().collect(),
+            found: true,
+            looks: 0,
+            unlooked: moved(old, (from, to)).1,
+        })
+    }
 }
 
 pub(super) struct AbandonOnDrop<'a> {
@@ -133,8 +153,8 @@ pub(super) enum StormWork {
     Known(HashSet<GraphSubject>),
     /// These pairs' minutes are to be read again.
     Recheck(Vec<(GraphSubject, u32)>),
-    /// Nothing known yet: look into the edges of this sum.
-    Compute(Arc<Totals>),
+    /// Look into the edges of this sum over these parts of the range.
+    Compute(Arc<Totals>, Vec<(u32, u32)>),
     /// The range is not kept summed.
     NotKept,
 }
@@ -237,12 +257,21 @@ impl GraphCache {
             .min_by_key(|(cost, _)| *cost)
             .map(|(_, e)| {
                 e.add_pending();
-                Base {
+                let storms = e
+                    .storms
+                    .as_ref()
+                    .and_then(|s| s.moved_to((e.from, e.to), (from, to)));
+                let base = Base {
                     from: e.from,
                     to: e.to,
                     totals: e.totals.clone().expect("filtered on a kept sum"),
-                }
+                };
+                (base, storms)
             });
+        let (base, storms) = match base {
+            Some((base, storms)) => (Some(base), storms),
+            None => (None, None),
+        };
         state.entries.push(CacheEntry {
             from,
             to,
@@ -253,7 +282,7 @@ impl GraphCache {
             pending_rows: 0,
             last_read: Instant::now(),
             valid: true,
-            storms: None,
+            storms,
         });
         Start { ticket, base }
     }
@@ -319,7 +348,11 @@ impl GraphCache {
             // Another reader's look has not finished: this one looks too.
             Some(storms) if storms.rule == rule && !storms.found => {
                 storms.looks += 1;
-                StormWork::Compute(totals)
+                StormWork::Compute(totals, vec![(from, to)])
+            }
+            Some(storms) if storms.rule == rule && !storms.unlooked.is_empty() => {
+                storms.looks += 1;
+                StormWork::Compute(totals, std::mem::take(&mut storms.unlooked))
             }
             Some(storms) if storms.rule == rule => {
                 if storms.dirty.is_empty() {
@@ -340,8 +373,9 @@ impl GraphCache {
                     dirty: Vec::new(),
                     found: false,
                     looks: 1,
+                    unlooked: Vec::new(),
                 });
-                StormWork::Compute(totals)
+                StormWork::Compute(totals, vec![(from, to)])
             }
         }
     }
@@ -372,15 +406,17 @@ impl GraphCache {
         Some(storms.edges())
     }
 
-    /// The storming minutes a look found; the range's storming edges.
+    /// The storming minutes a look over `looked` (parts of the range) found;
+    /// the range's storming edges.
     pub(super) fn storms_found(
         &self,
         from: u32,
         to: u32,
         rule: StormRule,
+        looked: &[(u32, u32)],
         minutes: BTreeSet<(GraphSubject, u32)>,
     ) -> HashSet<GraphSubject> {
-        let found: HashSet<GraphSubject> = minutes.iter().map(|(s, _)| s.clone()).collect();
+        let mut found: HashSet<GraphSubject> = minutes.iter().map(|(s, _)| s.clone()).collect();
         let mut state = self.lock();
         let storms = state
             .entries
@@ -389,7 +425,13 @@ impl GraphCache {
             .and_then(|e| e.storms.as_mut())
             .filter(|s| s.rule == rule);
         if let Some(storms) = storms {
-            storms.minutes = minutes;
+            if looked == [(from, to)] {
+                storms.minutes = minutes;
+            } else {
+                // Parts no verdict covered before: added to what is known.
+                storms.minutes.extend(minutes);
+                found = storms.edges();
+            }
             storms.found = true;
             storms.looks = storms.looks.saturating_sub(1);
         }
@@ -568,16 +610,22 @@ mod tests {
         let cache = GraphCache::default();
         kept(&cache, 10, 20, Totals::new());
         let rule = StormRule::default();
-        assert!(matches!(cache.storms(10, 20, rule), StormWork::Compute(_)));
+        assert!(matches!(
+            cache.storms(10, 20, rule),
+            StormWork::Compute(_, _)
+        ));
         // A second reader while the first looks: it looks too, it is not
         // told "no storm".
-        assert!(matches!(cache.storms(10, 20, rule), StormWork::Compute(_)));
+        assert!(matches!(
+            cache.storms(10, 20, rule),
+            StormWork::Compute(_, _)
+        ));
         // Calls (no retry) land in minute 15 while the looks run: noted.
         cache.written(&[row(15, "stripe")]);
         let mut found = BTreeSet::new();
         found.insert((row(15, "stripe").subject, 15));
-        cache.storms_found(10, 20, rule, found.clone());
-        cache.storms_found(10, 20, rule, found);
+        cache.storms_found(10, 20, rule, &[(10, 20)], found.clone());
+        cache.storms_found(10, 20, rule, &[(10, 20)], found);
         match cache.storms(10, 20, rule) {
             StormWork::Recheck(pairs) => assert_eq!(pairs, [(row(15, "stripe").subject, 15)]),
             _ => panic!("minute 15 is to be read again"),
@@ -589,7 +637,46 @@ mod tests {
         // Settled: known, nothing to read; a failed look forgets.
         assert!(matches!(cache.storms(10, 20, rule), StormWork::Known(e) if e.is_empty()));
         cache.storms_failed(10, 20);
-        assert!(matches!(cache.storms(10, 20, rule), StormWork::Compute(_)));
+        assert!(matches!(
+            cache.storms(10, 20, rule),
+            StormWork::Compute(_, _)
+        ));
+    }
+
+    #[test]
+    fn a_moved_range_keeps_its_storms_and_looks_only_where_it_reached() {
+        let cache = GraphCache::default();
+        kept(&cache, 570, 640, Totals::new());
+        let rule = StormRule::default();
+        let stripe = row(0, "stripe").subject;
+        assert!(matches!(
+            cache.storms(570, 640, rule),
+            StormWork::Compute(_, _)
+        ));
+        let found = BTreeSet::from([(stripe.clone(), 575), (stripe.clone(), 600)]);
+        cache.storms_found(570, 640, rule, &[(570, 640)], found);
+        // Ten minutes on: the verdict at 600 moves along, 575 is left
+        // behind, and only the ten minutes reached are looked into.
+        let start = cache.begin(580, 650);
+        cache.fill(start.ticket, Totals::new());
+        match cache.storms(580, 650, rule) {
+            StormWork::Compute(_, parts) => assert_eq!(parts, [(640, 650)]),
+            _ => panic!("the reached minutes are to be looked into"),
+        }
+        let edges = cache.storms_found(580, 650, rule, &[(640, 650)], BTreeSet::new());
+        assert_eq!(edges, HashSet::from([stripe.clone()]));
+        let state = cache.lock();
+        let storms = state
+            .entries
+            .iter()
+            .find(|e| (e.from, e.to) == (580, 650))
+            .and_then(|e| e.storms.as_ref())
+            .unwrap();
+        assert_eq!(
+            storms.minutes,
+            BTreeSet::from([(stripe, 600)]),
+            "575 left the range"
+        );
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub struct RocksStore {
     cutoff_us: Arc<AtomicU64>,
     /// The oldest and newest index partitions (hours) that may hold entries.
     index_hours: (AtomicU32, AtomicU32),
-    /// Range sums kept for the service map (see `graph_cache.rs`).
+    /// Range sums kept for the service map (see `graph_cache/`).
     graph_cache: graph_cache::GraphCache,
 }
 

@@ -19,6 +19,7 @@ pub mod app;
 pub mod assembly;
 pub mod config;
 pub mod ingest;
+pub mod loadgen;
 pub mod model;
 pub mod receivers;
 pub mod storage;

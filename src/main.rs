@@ -3,9 +3,10 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use tracemap::config::Config;
 
@@ -29,6 +30,60 @@ struct Cli {
 enum Command {
     /// Receive spans (OTLP gRPC and HTTP, X-Ray UDP, Zipkin), store them, and serve the query API.
     Serve(ServeArgs),
+    /// Send generated traces to a collector and report acknowledged spans/s and ack latency.
+    Loadgen(LoadgenArgs),
+}
+
+#[derive(Args)]
+struct LoadgenArgs {
+    /// Protocol to send with.
+    #[arg(long, alias = "protocol", value_enum, default_value_t = LoadgenTarget::Grpc)]
+    target: LoadgenTarget,
+    /// gRPC or HTTP URL, or X-Ray host:port [default: tracemap's port for the target]
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Spans per second over all connections [default: as fast as acknowledged]
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Concurrent connections (gRPC channels, HTTP connections, UDP sockets).
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    /// How long to send, e.g. 10s, 2m.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Spans per OTLP request (X-Ray: one span per datagram regardless).
+    #[arg(long, default_value_t = 512)]
+    spans_per_request: usize,
+    /// The server's process id, to report its CPU seconds and peak RSS.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LoadgenTarget {
+    Grpc,
+    Http,
+    Xray,
+}
+
+impl LoadgenArgs {
+    fn into_options(self) -> tracemap::loadgen::Options {
+        use tracemap::loadgen::Target;
+        tracemap::loadgen::Options {
+            target: match self.target {
+                LoadgenTarget::Grpc => Target::Grpc,
+                LoadgenTarget::Http => Target::Http,
+                LoadgenTarget::Xray => Target::Xray,
+            },
+            endpoint: self.endpoint,
+            rate: self.rate,
+            connections: self.connections,
+            duration: self.duration,
+            spans_per_request: self.spans_per_request,
+            server_pid: self.server_pid,
+            progress: true,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -108,6 +163,11 @@ fn main() -> anyhow::Result<()> {
                 tokio::spawn(stop_on_signal(shutdown.clone()));
                 tracemap::app::run(config, shutdown).await
             })?;
+        }
+        Command::Loadgen(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let report = runtime.block_on(tracemap::loadgen::run(args.into_options()))?;
+            print!("{report}");
         }
     }
     Ok(())

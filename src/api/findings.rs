@@ -21,6 +21,12 @@ const GROUP_SCAN: usize = 100_000;
 /// Example traces a group names, at most.
 const EXAMPLES: usize = 5;
 
+/// Group answers computed at once, at most: each holds up to `GROUP_SCAN`
+/// findings in memory while it groups them; more wait their turn.
+const CONCURRENT_GROUPINGS: usize = 2;
+
+static GROUPINGS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_GROUPINGS);
+
 /// One finding as the API shows it.
 #[derive(Serialize)]
 pub struct FindingOut<'a> {
@@ -214,6 +220,10 @@ pub async fn finding_groups(
     let mut query = query(&params, 100)?;
     let limit = query.limit;
     query.limit = GROUP_SCAN;
+    let _turn = GROUPINGS
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(format!("grouping findings: {e}")))?;
     let found = state.blocking(move |store| store.findings(&query)).await?;
     #[derive(Serialize)]
     struct Out {

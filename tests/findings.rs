@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{get_json, get_text, sdk_provider, TestServer};
+use common::{get_json, get_text, poll_json, sdk_provider, TestServer};
 use opentelemetry::trace::{
     Span as _, SpanContext, SpanKind, Status, TraceContextExt, Tracer, TracerProvider,
 };
@@ -316,20 +316,6 @@ impl Shop {
     }
 }
 
-/// Polls `url` until `ready` says it holds what the test sent.
-async fn wait_for(url: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, body) = get_json(url).await;
-        assert_eq!(status, 200, "{url}: {body}");
-        if ready(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "{url} never got there: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn list<'a>(body: &'a Value, key: &str) -> &'a Vec<Value> {
     body[key]
         .as_array()
@@ -442,7 +428,7 @@ async fn planted_patterns_are_found_and_nothing_else() {
     let traces = all.len() + 1;
     let spans: usize = all.iter().map(|r| r.spans).sum::<usize>() + 2;
     let started = Instant::now();
-    wait_for(
+    poll_json(
         &format!("{api}/api/v1/traces?lookback=1h&limit=100"),
         |body| {
             let got = list(body, "traces");
@@ -828,7 +814,7 @@ async fn planted_patterns_are_found_and_nothing_else() {
     shop.order.export(&server.grpc_url).await;
     // Re-completion writes the map, the summary and the findings in one
     // batch: once the new edge shows, the rest is there.
-    wait_for(&format!("{api}/api/v1/service-map?lookback=1h"), |map| {
+    poll_json(&format!("{api}/api/v1/service-map?lookback=1h"), |map| {
         list(map, "edges")
             .iter()
             .any(|e| e["source"] == "order-service" && e["target"] == "cache")

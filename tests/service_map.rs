@@ -7,10 +7,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{
-    get_json, get_text, otlp_request, otlp_span, sdk_provider, ServerProcess, TestServer,
+    get_json, get_text, otlp_request, otlp_span, poll_json, sdk_provider, ServerProcess, TestServer,
 };
 use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
@@ -40,20 +40,6 @@ async fn export(grpc_url: &str, service: &str, spans: Vec<SpanData>) {
             .build(),
     );
     exporter.export(spans).await.expect("tracemap acknowledged");
-}
-
-/// Polls the map until `ready` says it holds what the test sent.
-async fn wait_for_map(url: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = get_json(url).await;
-        assert_eq!(status, 200, "{body}");
-        if ready(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "map never got there: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn edge<'a>(map: &'a Value, source: &str, target: &str) -> Option<&'a Value> {
@@ -219,7 +205,7 @@ async fn the_map_shows_the_topology_the_sdks_recorded() {
     .await;
 
     let url = format!("{}/api/v1/service-map?lookback=1h", server.api_url);
-    let map = wait_for_map(&url, |map| {
+    let map = poll_json(&url, |map| {
         requests(map, "inventory", "DynamoDB") == CALLS as i64
             && requests(map, "order-service", "api.stripe.com") == CALLS as i64
             && requests(map, "api-gateway", "inventory") == CALLS as i64
@@ -455,7 +441,7 @@ async fn ranges_add_up_restarts_keep_counts_and_late_spans_count_once() {
         )
     };
     let whole = format!("{}{}", server.api_url, range(0, 20));
-    let map = wait_for_map(&whole, |m| requests(m, "order", "orders-db") == 20).await;
+    let map = poll_json(&whole, |m| requests(m, "order", "orders-db") == 20).await;
     assert_eq!(requests(&map, "user", "gateway"), 20);
     assert_eq!(requests(&map, "gateway", "order"), 20);
     let mut parts = 0;
@@ -497,7 +483,7 @@ async fn ranges_add_up_restarts_keep_counts_and_late_spans_count_once() {
         .export(otlp_request("order", vec![late]))
         .await
         .unwrap();
-    let map = wait_for_map(&whole, |m| requests(m, "order", "cache") > 0).await;
+    let map = poll_json(&whole, |m| requests(m, "order", "cache") > 0).await;
     // Re-completion is one batch: once the new edge shows, so does the rest.
     assert_eq!(requests(&map, "order", "cache"), 1, "{map}");
     assert_eq!(requests(&map, "gateway", "order"), 20, "{map}");
@@ -552,7 +538,7 @@ async fn flood(distinct: bool) -> (u64, String, Value) {
     }
     let api = server.api_url();
     // Once every trace completes (idle 10 s), the map counts them all.
-    let map = wait_for_map(&format!("{api}/api/v1/service-map?lookback=1h"), |m| {
+    let map = poll_json(&format!("{api}/api/v1/service-map?lookback=1h"), |m| {
         m["edges"]
             .as_array()
             .unwrap()

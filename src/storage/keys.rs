@@ -71,6 +71,18 @@ pub const CF_NAMES: &str = "names";
 pub const CF_GRAPH: &str = "graph";
 pub const CF_FINDINGS: &str = "findings";
 
+/// Every column family, for what applies to all of them (flush, sizes).
+pub const ALL_CFS: [&str; 8] = [
+    CF_SPANS,
+    CF_TRACES,
+    CF_INDEX,
+    CF_OPEN,
+    CF_NAMES,
+    CF_META,
+    CF_GRAPH,
+    CF_FINDINGS,
+];
+
 /// A `names` key: a service, one of its operations and the span kind.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OperationName {

@@ -91,6 +91,21 @@ pub async fn stored_span(api_url: &str, trace_id: &str, span_id: &str) -> serde_
         .unwrap_or_else(|| panic!("span {span_id} missing from {body}"))
 }
 
+/// Polls `url` (JSON, answering 200) until `ready` says it holds what the
+/// test sent; fails the test after 60 s.
+pub async fn poll_json(url: &str, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = get_json(url).await;
+        assert_eq!(status, 200, "{url}: {body}");
+        if ready(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{url} never got there: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub async fn get_text(url: &str) -> (u16, String) {
     let response = reqwest::get(url).await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())

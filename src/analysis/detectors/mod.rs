@@ -274,6 +274,46 @@ impl<'a> TraceView<'a> {
     }
 }
 
+/// A call this many times over its threshold is critical (`slow_db`,
+/// `slow_call`).
+const SLOW_CRITICAL_FACTOR: u64 = 10;
+
+/// The finding about one call at or over `threshold` (`slow_db`,
+/// `slow_call`): where the caller waits for it, the callee as `target`.
+fn slow_call_finding(
+    view: &TraceView<'_>,
+    call: &Call,
+    kind: crate::model::FindingKind,
+    threshold: Duration,
+    message: String,
+) -> Finding {
+    let span = &view.spans[call.span];
+    let caller = view.caller_of(call);
+    let took = span.duration_ns();
+    let threshold_ns = u64::try_from(threshold.as_nanos()).unwrap_or(u64::MAX);
+    let severity = if took >= threshold_ns.saturating_mul(SLOW_CRITICAL_FACTOR) {
+        crate::model::Severity::Critical
+    } else {
+        crate::model::Severity::Warning
+    };
+    Finding {
+        kind,
+        severity,
+        trace_id: view.trace.trace_id,
+        service: caller.service().to_string(),
+        operation: caller.name.clone(),
+        target: call.target.clone(),
+        statement: call.template.clone(),
+        span_ids: vec![span.span_id],
+        count: 1,
+        total_duration_ns: took,
+        max_duration_ns: took,
+        start_ns: span.start_ns,
+        message,
+        details: vec![("threshold_ms".to_string(), threshold.as_secs_f64() * 1e3)],
+    }
+}
+
 /// Every detector, configured.
 pub fn all(config: &DetectorConfig) -> Vec<Box<dyn Detector>> {
     vec![

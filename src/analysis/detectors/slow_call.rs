@@ -8,11 +8,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{message, CallKind, Detector, DetectorConfig, TraceView};
-use crate::model::{Finding, FindingKind, Severity};
-
-/// A call this many times over its threshold is critical.
-const CRITICAL_FACTOR: u64 = 10;
+use super::{message, slow_call_finding, CallKind, Detector, DetectorConfig, TraceView};
+use crate::model::{Finding, FindingKind};
 
 pub struct SlowCall {
     threshold: Duration,
@@ -43,11 +40,6 @@ impl Detector for SlowCall {
                 continue;
             }
             let caller = view.caller_of(call);
-            let severity = if took >= threshold_ns.saturating_mul(CRITICAL_FACTOR) {
-                Severity::Critical
-            } else {
-                Severity::Warning
-            };
             let what = message::quote(call.template.as_deref().unwrap_or(&span.name));
             let text = format!(
                 "{} waits {} on {what} ({}) under `{}`, over its {} threshold; \
@@ -59,22 +51,13 @@ impl Detector for SlowCall {
                 message::duration(threshold_ns),
                 call.target,
             );
-            out.push(Finding {
-                kind: FindingKind::SlowCall,
-                severity,
-                trace_id: view.trace.trace_id,
-                service: caller.service().to_string(),
-                operation: caller.name.clone(),
-                target: call.target.clone(),
-                statement: call.template.clone(),
-                span_ids: vec![span.span_id],
-                count: 1,
-                total_duration_ns: took,
-                max_duration_ns: took,
-                start_ns: span.start_ns,
-                message: text,
-                details: vec![("threshold_ms".to_string(), threshold.as_secs_f64() * 1e3)],
-            });
+            out.push(slow_call_finding(
+                view,
+                call,
+                FindingKind::SlowCall,
+                threshold,
+                text,
+            ));
         }
     }
 }
@@ -83,7 +66,7 @@ impl Detector for SlowCall {
 mod tests {
     use super::super::testing::{span_id, TraceBuilder};
     use super::*;
-    use crate::model::{AttrValue, SpanKind};
+    use crate::model::{AttrValue, Severity, SpanKind};
 
     fn find(t: &mut TraceBuilder, config: &DetectorConfig) -> Vec<Finding> {
         let trace = t.build();

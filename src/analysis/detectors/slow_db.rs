@@ -5,11 +5,8 @@
 
 use std::time::Duration;
 
-use super::{message, CallKind, Detector, DetectorConfig, TraceView};
-use crate::model::{semconv, Finding, FindingKind, Severity};
-
-/// A call this many times over the threshold is critical.
-const CRITICAL_FACTOR: u64 = 10;
+use super::{message, slow_call_finding, CallKind, Detector, DetectorConfig, TraceView};
+use crate::model::{semconv, Finding, FindingKind};
 
 pub struct SlowDb {
     threshold: Duration,
@@ -33,11 +30,6 @@ impl Detector for SlowDb {
                 continue;
             }
             let caller = view.caller_of(call);
-            let severity = if took >= threshold_ns.saturating_mul(CRITICAL_FACTOR) {
-                Severity::Critical
-            } else {
-                Severity::Warning
-            };
             // "postgresql bookstore", or just "postgresql" when the database
             // is only known by its system.
             let system = semconv::db_system(span);
@@ -58,25 +50,13 @@ impl Detector for SlowDb {
                 message::duration(took),
                 caller.name,
             );
-            out.push(Finding {
-                kind: FindingKind::SlowDb,
-                severity,
-                trace_id: view.trace.trace_id,
-                service: caller.service().to_string(),
-                operation: caller.name.clone(),
-                target: call.target.clone(),
-                statement: call.template.clone(),
-                span_ids: vec![span.span_id],
-                count: 1,
-                total_duration_ns: took,
-                max_duration_ns: took,
-                start_ns: span.start_ns,
-                message: text,
-                details: vec![(
-                    "threshold_ms".to_string(),
-                    self.threshold.as_secs_f64() * 1e3,
-                )],
-            });
+            out.push(slow_call_finding(
+                view,
+                call,
+                FindingKind::SlowDb,
+                self.threshold,
+                text,
+            ));
         }
     }
 }
@@ -85,7 +65,7 @@ impl Detector for SlowDb {
 mod tests {
     use super::super::testing::{span_id, TraceBuilder};
     use super::*;
-    use crate::model::{AttrValue, SpanKind};
+    use crate::model::{AttrValue, Severity, SpanKind};
 
     fn find(t: &mut TraceBuilder, config: &DetectorConfig) -> Vec<Finding> {
         let trace = t.build();

@@ -25,9 +25,9 @@ use super::codec::{decode_chunk, decode_summary, encode_chunk, encode_summary};
 use super::keys::{
     chunk_id, decode_journal_key, decode_journal_value, decode_span_key, encode_index_entries,
     encode_index_key, encode_journal_key, encode_journal_value, encode_span_key, index_hour,
-    span_key_prefix, IndexBlockKey, JournalKey, SpanKey, CF_INDEX, CF_META, CF_OPEN, CF_SPANS,
-    CF_TRACES, HOUR_US, INDEX_KEY_LEN, INDEX_PREFIX_LEN, META_FORMAT_VERSION, META_INDEX_SEQ,
-    META_RETENTION_CUTOFF,
+    span_key_prefix, IndexBlockKey, JournalKey, SpanKey, ALL_CFS, CF_INDEX, CF_META, CF_OPEN,
+    CF_SPANS, CF_TRACES, HOUR_US, INDEX_KEY_LEN, INDEX_PREFIX_LEN, META_FORMAT_VERSION,
+    META_INDEX_SEQ, META_RETENTION_CUTOFF,
 };
 use super::keys::{decode_name_key, encode_name_key, name_prefix, CF_FINDINGS, CF_GRAPH, CF_NAMES};
 use super::{
@@ -420,16 +420,7 @@ impl TraceStore for RocksStore {
 
     fn flush(&self) -> Result<(), StorageError> {
         self.db.flush_wal(true)?;
-        for cf in [
-            CF_SPANS,
-            CF_TRACES,
-            CF_INDEX,
-            CF_OPEN,
-            CF_NAMES,
-            CF_META,
-            CF_GRAPH,
-            CF_FINDINGS,
-        ] {
+        for cf in ALL_CFS {
             self.db.flush_cf(self.cf(cf))?;
         }
         Ok(())
@@ -612,16 +603,7 @@ impl TraceStore for RocksStore {
 
     fn disk_bytes(&self) -> Result<u64, StorageError> {
         let mut total = 0;
-        for cf in [
-            CF_SPANS,
-            CF_TRACES,
-            CF_INDEX,
-            CF_OPEN,
-            CF_NAMES,
-            CF_META,
-            CF_GRAPH,
-            CF_FINDINGS,
-        ] {
+        for cf in ALL_CFS {
             total += self
                 .db
                 .property_int_value_cf(self.cf(cf), "rocksdb.live-sst-files-size")?

@@ -18,7 +18,7 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn now_ns() -> u64 {
     SystemTime::now()
@@ -333,6 +333,85 @@ async fn the_map_shows_the_topology_the_sdks_recorded() {
         focused["focus"]["upstream"],
         serde_json::json!(["api-gateway", "user"])
     );
+
+    // The side panel's detail: the distribution adds up to the map's count
+    // and holds each latency in its bucket; operations come from the traces.
+    let detail = |query: &str| {
+        let url = format!(
+            "{}/api/v1/service-map/detail?lookback=1h&{query}",
+            server.api_url
+        );
+        let query = query.to_string();
+        async move {
+            let (status, body) = get_json(&url).await;
+            assert_eq!(status, 200, "{query}: {body}");
+            body
+        }
+    };
+    let db = detail("node=orders-db").await;
+    let buckets = db["latency"].as_array().unwrap();
+    let counted: i64 = buckets.iter().map(|b| b["count"].as_i64().unwrap()).sum();
+    assert_eq!(counted, n, "{db}");
+    // Counts below each bucket's bound, as bins 1 % wide allow: every
+    // latency 1 % under the bound, and none over it.
+    let mut below = 0;
+    for b in buckets {
+        let le = b["le_ms"].as_f64().unwrap();
+        below += b["count"].as_i64().unwrap();
+        let count = |under: &dyn Fn(f64) -> bool| {
+            db_latencies.iter().filter(|&&ms| under(ms)).count() as i64
+        };
+        assert!(
+            count(&|ms| ms < le * 0.99) <= below && below <= count(&|ms| ms <= le),
+            "{below} below {le} ms: {db}"
+        );
+    }
+    assert_eq!(db["sampled_traces"], n, "{db}");
+    let ops = db["operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 1, "{db}");
+    assert!(
+        ops[0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("SELECT * FROM orders WHERE id ="),
+        "{db}"
+    );
+    assert_eq!(ops[0]["requests"], n);
+    let call = detail("source=api-gateway&target=order-service").await;
+    let ops = call["operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 1, "{call}");
+    assert_eq!(ops[0]["name"], "GET /orders");
+    assert_eq!(
+        (&ops[0]["requests"], &ops[0]["errors"], &ops[0]["faults"]),
+        (&json!(n), &json!(tenth), &json!(tenth)),
+        "{call}"
+    );
+    let entry = detail("source=user&target=api-gateway").await;
+    assert_eq!(entry["operations"][0]["name"], "GET /checkout", "{entry}");
+    let gateway = detail("node=api-gateway").await;
+    assert_eq!(
+        gateway["operations"][0]["name"], "GET /checkout",
+        "{gateway}"
+    );
+    assert_eq!(gateway["operations"][0]["requests"], n, "{gateway}");
+    let stripe = detail("source=order-service&target=api.stripe.com").await;
+    assert_eq!(
+        stripe["operations"][0]["throttles"],
+        (n + 7) / 8,
+        "{stripe}"
+    );
+    let (status, _) = get_json(&format!(
+        "{}/api/v1/service-map/detail?node=nowhere",
+        server.api_url
+    ))
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = get_json(&format!(
+        "{}/api/v1/service-map/detail?source=api-gateway",
+        server.api_url
+    ))
+    .await;
+    assert_eq!(status, 400);
 
     // Jaeger's dependencies: the same edges but the one from `user`.
     let (status, deps) = get_json(&format!(

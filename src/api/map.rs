@@ -18,8 +18,6 @@ use crate::ingest::now_us;
 use crate::model::{Aggregate, GraphSubject, NodeType};
 use crate::storage::graph;
 
-const MINUTE_US: u64 = 60_000_000;
-
 /// Most hops `depth` may ask for.
 const MAX_DEPTH: usize = 20;
 
@@ -117,9 +115,7 @@ pub async fn service_map(
     };
     // Widened to whole buckets of a resolution that suits the range; the
     // answer says which range it covers.
-    let (from, to) = graph::minutes_of(start_us, end_us);
-    let (from, to) = graph::snap(from, to);
-    let (start_us, end_us) = (from as u64 * MINUTE_US, to as u64 * MINUTE_US);
+    let (start_us, end_us) = graph::snapped_range_us(start_us, end_us);
     let rule = state.storm;
     let (rows, storms) = state
         .blocking(move |store| {

@@ -4,6 +4,7 @@
 //! Handlers only read from storage; blocking storage reads run on the blocking
 //! pool so a slow disk never stalls the async workers.
 
+mod detail;
 mod error;
 mod findings;
 mod jaeger;
@@ -112,6 +113,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/traces/{trace_id}", get(jaeger::get_trace))
         .route("/api/dependencies", get(map::dependencies))
         .route("/api/v1/service-map", get(map::service_map))
+        .route("/api/v1/service-map/detail", get(detail::detail))
         .route("/api/v1/traces", get(v1::search_traces))
         .route("/api/v1/traces/{trace_id}", get(v1::get_trace))
         .route("/api/v1/findings", get(findings::findings))

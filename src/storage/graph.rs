@@ -270,6 +270,14 @@ pub fn minutes_of(from_us: u64, to_us: u64) -> (u32, u32) {
     (from, to.max(from))
 }
 
+/// A µs range as the map reads it: whole minutes (`minutes_of`) widened to
+/// whole buckets (`snap`), as µs.
+pub fn snapped_range_us(from_us: u64, to_us: u64) -> (u64, u64) {
+    let (from, to) = minutes_of(from_us, to_us);
+    let (from, to) = snap(from, to);
+    (u64::from(from) * 60_000_000, u64::from(to) * 60_000_000)
+}
+
 /// Aggregates being added up per subject while a range is read.
 #[derive(Debug, Default)]
 pub struct RangeSum {

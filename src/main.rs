@@ -38,6 +38,9 @@ enum Command {
 }
 
 #[derive(Args)]
+#[command(mut_arg("data_dir", |arg| arg.help(
+    "Directory of the embedded RocksDB [default: a temporary directory, removed at exit]"
+)))]
 struct DemoArgs {
     #[command(flatten)]
     serve: ServeArgs,

@@ -65,6 +65,17 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    pub fn validate(&self) -> Result<(), DemoError> {
+        if !(self.rate > 0.0 && self.rate <= 10_000.0) {
+            return Err(DemoError::Options(
+                "--rate must be above 0 and at most 10000 requests/s",
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error(transparent)]
@@ -132,25 +143,31 @@ pub async fn run(
     options: Options,
     shutdown: CancellationToken,
 ) -> Result<(), DemoError> {
+    options.validate()?;
     let server_token = CancellationToken::new();
     let running = app::start(config, server_token.clone()).await?;
     let targets = Targets::of(&running);
     let ui = reachable(running.http_addr);
     let server = tokio::spawn(running.wait());
     let bookstore_token = shutdown.child_token();
-    let generator = tokio::spawn(generate(targets, options.clone(), bookstore_token.clone()));
+    let mut generator = tokio::spawn(generate(targets, options.clone(), bookstore_token.clone()));
     tracing::info!(
         rate = options.rate,
         cycle = %humantime::format_duration(options.cycle),
         "the demo bookstore is sending traffic; open http://{ui}/ to watch its service map"
     );
-    tokio::select! {
-        _ = shutdown.cancelled() => {}
+    let generated = tokio::select! {
+        _ = shutdown.cancelled() => None,
         // `Running::wait` cancels it when a listener fails.
-        _ = server_token.cancelled() => {}
-    }
+        _ = server_token.cancelled() => None,
+        // The bookstore gave up (it could not reach a listener).
+        done = &mut generator => Some(done),
+    };
     bookstore_token.cancel();
-    let generated = generator.await;
+    let generated = match generated {
+        Some(done) => done,
+        None => generator.await,
+    };
     server_token.cancel();
     let task_failed = |e: tokio::task::JoinError| {
         DemoError::App(AppError::Server {
@@ -177,11 +194,7 @@ pub async fn generate(
     options: Options,
     shutdown: CancellationToken,
 ) -> Result<Arc<Counters>, DemoError> {
-    if !(options.rate > 0.0 && options.rate <= 10_000.0) {
-        return Err(DemoError::Options(
-            "rate must be above 0 and at most 10000 requests/s",
-        ));
-    }
+    options.validate()?;
     let counters = Arc::new(Counters::default());
     let mut queues: HashMap<Service, mpsc::Sender<Span>> = HashMap::new();
     let mut exporters = Vec::new();

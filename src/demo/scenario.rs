@@ -14,7 +14,7 @@
 //! - **Slow query**: while [`Phase::slow_catalog_query`], product-catalog's
 //!   title search (`ILIKE '%…%'`) runs without its trigram index: 110–700 ms.
 //! - **Retry storm**: with probability [`Phase::storm`] a payment meets a
-//!   failing Stripe (503, some 429) and payment-service retries at once, 3–5
+//!   failing Stripe (503, some 429) and payment-service retries at once, 3–4
 //!   attempts with only a few ms between them; outside the storm a payment
 //!   is retried once in a while, which is no storm.
 

@@ -139,7 +139,8 @@ fn request(service: Service, spans: Vec<Span>) -> ExportTraceServiceRequest {
     }
 }
 
-/// Counts a span its service's queue had no room for.
+/// Queues a span for its service's exporter, or counts it dropped when the
+/// queue is full.
 pub fn queue(tx: &mpsc::Sender<Span>, span: Span, counters: &Counters) {
     if tx.try_send(span).is_err() {
         counters.spans_dropped.fetch_add(1, Ordering::Relaxed);

@@ -372,6 +372,29 @@ impl Config {
         toml::from_str(text)
     }
 
+    /// Whether the TOML file at `path` sets the setting at `key` (a table
+    /// path, `["assembly", "trace_idle"]`): for a command whose defaults
+    /// differ from tracemap's (`tracemap demo`) and must not override what
+    /// the user wrote.
+    pub fn file_sets(path: &Path, key: &[&str]) -> Result<bool, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })?;
+        let mut at = Some(&table);
+        let (last, tables) = key.split_last().expect("a key has at least one part");
+        for part in tables {
+            at = at
+                .and_then(|t| t.get(*part))
+                .and_then(toml::Value::as_table);
+        }
+        Ok(at.is_some_and(|t| t.contains_key(*last)))
+    }
+
     /// Checks settings that the types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |setting, reason: &str| {
@@ -484,6 +507,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_sets_tells_what_a_file_wrote() {
+        let dir = std::env::temp_dir().join(format!("tracemap-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sets.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/x\"\n[assembly]\ntrace_idle = \"30s\"\n",
+        )
+        .unwrap();
+        assert!(Config::file_sets(&path, &["assembly", "trace_idle"]).unwrap());
+        assert!(Config::file_sets(&path, &["data_dir"]).unwrap());
+        assert!(!Config::file_sets(&path, &["assembly", "trace_max_age"]).unwrap());
+        assert!(!Config::file_sets(&path, &["graph", "retention"]).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn defaults_follow_the_api_contract() {

@@ -18,6 +18,7 @@ pub mod api;
 pub mod app;
 pub mod assembly;
 pub mod config;
+pub mod demo;
 pub mod ingest;
 pub mod loadgen;
 pub mod model;

@@ -30,8 +30,72 @@ struct Cli {
 enum Command {
     /// Receive spans (OTLP gRPC and HTTP, X-Ray UDP, Zipkin), store them, and serve the query API.
     Serve(ServeArgs),
+    /// `serve` plus a built-in online bookstore sending it traffic (slow queries, an N+1
+    /// loop and a retry storm planted), to see tracemap at work at once.
+    Demo(DemoArgs),
     /// Send generated traces to a collector and report acknowledged spans/s and ack latency.
     Loadgen(LoadgenArgs),
+}
+
+#[derive(Args)]
+#[command(mut_arg("data_dir", |arg| arg.help(
+    "Directory of the embedded RocksDB [default: a temporary directory, removed at exit]"
+)))]
+struct DemoArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// The bookstore's user requests per second (on average).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// How often the planted problems come round: the slow catalog query from 5 % to 55 %
+    /// of each cycle, the retry storm from 15 % to 50 %.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    cycle: Duration,
+    /// Seed of the bookstore's randomness, to replay the same traffic.
+    #[arg(long, hide = true)]
+    seed: Option<u64>,
+}
+
+/// How soon a demo trace is complete: the map fills within seconds.
+const DEMO_TRACE_IDLE: Duration = Duration::from_secs(2);
+
+impl DemoArgs {
+    /// The server's config (in a fresh temporary data directory, removed when
+    /// the returned guard drops, unless one is given) and the bookstore's options.
+    fn into_parts(
+        self,
+    ) -> anyhow::Result<(
+        Config,
+        Option<tracemap::demo::ScratchDir>,
+        tracemap::demo::Options,
+    )> {
+        let file_sets = |key: &[&str]| -> anyhow::Result<bool> {
+            Ok(match &self.serve.config {
+                Some(path) => Config::file_sets(path, key)?,
+                None => false,
+            })
+        };
+        let own_idle = file_sets(&["assembly", "trace_idle"])?;
+        let own_dir = self.serve.data_dir.is_some() || file_sets(&["data_dir"])?;
+        let options = tracemap::demo::Options {
+            rate: self.rate,
+            cycle: self.cycle,
+            seed: self.seed,
+        };
+        let mut config = self.serve.into_config()?;
+        if !own_idle {
+            config.assembly.trace_idle = DEMO_TRACE_IDLE;
+        }
+        let scratch = if own_dir {
+            None
+        } else {
+            let scratch = tracemap::demo::ScratchDir::create()?;
+            config.data_dir = scratch.path().to_path_buf();
+            Some(scratch)
+        };
+        config.validate()?;
+        Ok((config, scratch, options))
+    }
 }
 
 #[derive(Args)]
@@ -163,6 +227,18 @@ fn main() -> anyhow::Result<()> {
                 tokio::spawn(stop_on_signal(shutdown.clone()));
                 tracemap::app::run(config, shutdown).await
             })?;
+        }
+        Command::Demo(args) => {
+            let (config, scratch, options) = args.into_parts()?;
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(async {
+                let shutdown = CancellationToken::new();
+                tokio::spawn(stop_on_signal(shutdown.clone()));
+                tracemap::demo::run(config, options, shutdown).await
+            })?;
+            // The runtime's tasks are done with the data before it goes.
+            drop(runtime);
+            drop(scratch);
         }
         Command::Loadgen(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -61,7 +61,7 @@ function bookstoreTrace(startMs, i) {
   const cid = `corr-${hex(6)}`;
   const slow = i % 4 === 0;
   const fail = i % 7 === 3;
-  const total = 420 + (i % 5) * 60 + (slow ? 300 : 0);
+  const total = 700 + (i % 5) * 60 + (slow ? 300 : 0);
   const root = b.span('api-gateway', 'POST /api/orders', 'server', 0, total,
     { 'http.request.method': 'POST', 'http.route': '/api/orders', 'http.response.status_code': fail ? 502 : 201, correlation_id: cid },
     { error: fail, message: fail ? 'upstream failed' : undefined });
@@ -71,6 +71,12 @@ function bookstoreTrace(startMs, i) {
     { 'http.route': '/auth/verify', 'http.response.status_code': 200, correlation_id: cid }, { parent: authC });
   b.span('auth-service', 'GET session', 'client', 6, 3,
     { 'db.system.name': 'redis', 'db.operation.name': 'GET', 'db.query.text': 'GET session:?' }, { parent: authS });
+  const userC = b.span('auth-service', 'GET /users/{id}', 'client', 10, 8,
+    { 'http.request.method': 'GET', 'server.address': 'user-service', 'http.response.status_code': 200 }, { parent: authS });
+  const userS = b.span('user-service', 'GET /users/{id}', 'server', 11, 6,
+    { 'http.route': '/users/{id}', 'http.response.status_code': 200, correlation_id: cid }, { parent: userC });
+  b.span('user-service', 'SELECT users', 'client', 12, 3,
+    { 'db.system.name': 'postgresql', 'db.namespace': 'users', 'db.query.text': `SELECT * FROM users WHERE id = ${i}` }, { parent: userS });
 
   const ordC = b.span('api-gateway', 'POST /orders', 'client', 24, total - 30,
     { 'http.request.method': 'POST', 'server.address': 'order-service', 'http.response.status_code': fail ? 500 : 201 }, { parent: root, error: fail });
@@ -82,10 +88,10 @@ function bookstoreTrace(startMs, i) {
     { 'db.system.name': 'postgresql', 'db.namespace': 'orders', 'db.query.text': `SELECT * FROM orders WHERE id = ${1000 + i}` }, { parent: ord });
   // The N+1: one SELECT per order item, one after another.
   let t = 35;
-  for (let k = 0; k < 8; k++) {
-    b.span('order-service', 'SELECT order_items', 'client', t, 7,
+  for (let k = 0; k < 12; k++) {
+    b.span('order-service', 'SELECT order_items', 'client', t, 14,
       { 'db.system.name': 'postgresql', 'db.namespace': 'orders', 'db.query.text': `SELECT * FROM order_items WHERE order_id = ${1000 + i} AND line = ${k}` }, { parent: ord });
-    t += 8;
+    t += 15;
   }
   const prodC = b.span('order-service', 'GET /products', 'client', t, 40,
     { 'http.request.method': 'GET', 'server.address': 'product-catalog', 'http.response.status_code': 200 }, { parent: ord });

@@ -58,7 +58,7 @@ function edgeId(e: { source: string; target: string }): string {
 function edgeLabel(e: MapEdge): string {
   const err = fmt.percent(e.errors + e.faults + e.throttles, e.requests);
   const first = `${fmt.rate(e.rate_per_s)} · p95 ${fmt.ms(e.p95_ms)}`;
-  return e.storm ? `⚠ retry storm · ${first}\n${err} err · ${fmt.count(e.retries)} retries` : `${first}\n${err} err`;
+  return e.storm ? `⚠ RETRY STORM\n${first}\n${err} err · ${fmt.count(e.retries)} retries` : `${first}\n${err} err`;
 }
 
 function elements(map: ServiceMap): cytoscape.ElementDefinition[] {
@@ -258,7 +258,7 @@ export function mapPage(root: HTMLElement, ctx: PageContext): () => void {
   const cy = cytoscape({
     container: canvas,
     style: STYLE,
-    minZoom: 0.15,
+    minZoom: 0.05,
     maxZoom: 3,
     wheelSensitivity: 0.3,
     boxSelectionEnabled: false,
@@ -282,7 +282,7 @@ export function mapPage(root: HTMLElement, ctx: PageContext): () => void {
       name: 'dagre',
       rankDir: 'LR',
       nodeSep: 28,
-      rankSep: 150,
+      rankSep: 200,
       edgeSep: 12,
       padding: 30,
       fit: true,

@@ -39,7 +39,8 @@ export interface ServiceMap {
 }
 
 export interface MapDetail {
-  latency: Array<{ le_ms: number; count: number }>;
+  /** Per-bucket counts; `le_ms` null is the open last bucket. */
+  latency: Array<{ le_ms: number | null; count: number }>;
   operations: Array<{ name: string; requests: number; errors: number; faults: number; p95_ms: number }>;
   sampled_traces: number;
 }

@@ -61,7 +61,7 @@ export function value(v: unknown): string {
 
 const PALETTE = [
   '#4e79a7', '#f28e2b', '#59a14f', '#b07aa1', '#76b7b2', '#edc948',
-  '#9c755f', '#e15759', '#5f9ed1', '#8cd17d', '#d4a6c8', '#86bcb6',
+  '#9c755f', '#6b6ecf', '#5f9ed1', '#8cd17d', '#d4a6c8', '#86bcb6',
   '#a0cbe8', '#ffbe7d', '#bab0ac', '#499894',
 ];
 

@@ -61,7 +61,7 @@ function bookstoreTrace(startMs, i) {
   const cid = `corr-${hex(6)}`;
   const slow = i % 4 === 0;
   const fail = i % 7 === 3;
-  const total = 700 + (i % 5) * 60 + (slow ? 300 : 0);
+  const total = 600 + (i % 5) * 40 + (slow ? 150 : 0);
   const root = b.span('api-gateway', 'POST /api/orders', 'server', 0, total,
     { 'http.request.method': 'POST', 'http.route': '/api/orders', 'http.response.status_code': fail ? 502 : 201, correlation_id: cid },
     { error: fail, message: fail ? 'upstream failed' : undefined });
@@ -105,11 +105,12 @@ function bookstoreTrace(startMs, i) {
       { 'db.system.name': 'postgresql', 'db.namespace': 'orders', 'db.query.text': "SELECT * FROM inventory WHERE sku IN (SELECT sku FROM order_items WHERE order_id = 7)" }, { parent: ord });
     t += 185;
   }
-  const payC = b.span('order-service', 'POST /payments', 'client', t, total - t - 30,
+  const tpay = 30; // the payment runs alongside the item lookups
+  const payC = b.span('order-service', 'POST /payments', 'client', tpay, total - tpay - 30,
     { 'http.request.method': 'POST', 'server.address': 'payment-service', 'http.response.status_code': fail ? 502 : 200 }, { parent: ord, error: fail });
-  const pay = b.span('payment-service', 'POST /payments', 'server', t + 1, total - t - 32,
+  const pay = b.span('payment-service', 'POST /payments', 'server', tpay + 1, total - tpay - 32,
     { 'http.route': '/payments', 'http.response.status_code': fail ? 502 : 200, correlation_id: cid }, { parent: payC, error: fail });
-  let pt = t + 3;
+  let pt = tpay + 3;
   const attempts = 4;
   for (let a = 0; a < attempts; a++) {
     const ok = a === attempts - 1 && !fail;

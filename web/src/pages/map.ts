@@ -424,13 +424,20 @@ export function mapPage(root: HTMLElement, ctx: PageContext): () => void {
   refreshButton.addEventListener('click', () => void load());
 
   // Selection → side panel.
+  /** Pans so the picked element is not hidden under the side panel. */
+  const keepVisible = (x: number) => {
+    const free = canvas.clientWidth - side.el.offsetWidth;
+    if (side.isOpen() && x > free - 40) cy.panBy({ x: free / 2 - x, y: 0 });
+  };
   cy.on('tap', 'node', (e) => {
     selected = { node: e.target.id() };
     openPanel();
+    keepVisible(e.target.renderedPosition().x);
   });
   cy.on('tap', 'edge', (e) => {
     selected = { source: e.target.data('source'), target: e.target.data('target') };
     openPanel();
+    keepVisible(e.target.renderedMidpoint().x);
   });
   cy.on('tap', (e) => {
     if (e.target === cy) side.close();
@@ -538,8 +545,7 @@ export function mapPage(root: HTMLElement, ctx: PageContext): () => void {
       (d) => {
         const total = (d.latency ?? []).reduce((s, b) => s + b.count, 0);
         const x = item.node ?? item.edge!;
-        replace(dist, total ? histogram(d.latency, [['p50', x.p50_ms], ['p95', x.p95_ms], ['p99', x.p99_ms]]) : note('No distribution for this range.'),
-          d.sampled_traces ? h('p', { class: 'muted small' }, `from ${fmt.count(d.sampled_traces)} sampled traces`) : null);
+        replace(dist, total ? histogram(d.latency, [['p50', x.p50_ms], ['p95', x.p95_ms], ['p99', x.p99_ms]]) : note('No distribution for this range.'));
         const list = (d.operations ?? []).slice(0, 8);
         replace(ops, list.length
           ? h('table', { class: 'table compact' },
@@ -549,11 +555,12 @@ export function mapPage(root: HTMLElement, ctx: PageContext): () => void {
                 h('td', { class: 'num' }, fmt.count(o.requests)),
                 h('td', { class: 'num' }, fmt.percent(o.errors + o.faults, o.requests)),
                 h('td', { class: 'num' }, fmt.ms(o.p95_ms))))))
-          : note('No operations recorded.'));
+          : note('No operations recorded.'),
+          d.sampled_traces ? h('p', { class: 'muted small' }, `counted over the ${fmt.count(d.sampled_traces)} newest traces`) : null);
       },
       (err) => {
         if (signal.aborted) return;
-        replace(dist, note(err?.status === 404 ? 'No distribution (this server does not provide one yet).' : `No distribution: ${err.message}`));
+        replace(dist, note(err?.status === 404 ? 'No distribution for this range.' : `No distribution: ${err.message}`));
         replace(ops, note('No operations available.'));
       },
     );

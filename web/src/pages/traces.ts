@@ -161,12 +161,18 @@ function scatter(box: HTMLElement, tip: HTMLElement, traces: TraceSummary[]): { 
   const durations = sorted.map((t) => Math.max(t.duration_ms, 0.01));
   const spread = Math.max(...durations) / Math.min(...durations);
   const width = () => Math.max(300, box.clientWidth || 800);
+  // A little room either side, and at least a minute wide: one trace alone
+  // must not stretch the axis over years.
+  const x0 = xs[0]!;
+  const x1 = xs[xs.length - 1]!;
+  const pad = Math.max((x1 - x0) * 0.04, 30 - (x1 - x0) / 2, 1);
+  const xRange: uPlot.Range.MinMax = [x0 - pad, x1 + pad];
   const opts: uPlot.Options = {
     width: width(),
     height: 170,
     legend: { show: false },
     cursor: { points: { show: false }, x: false, y: false, drag: { x: false, y: false, setScale: false } },
-    scales: { x: { time: true }, y: spread > 50 ? { distr: 3 } : { range: (_u, _min, max) => [0, max * 1.1 || 1] } },
+    scales: { x: { time: true, range: (): uPlot.Range.MinMax => xRange }, y: spread > 50 ? { distr: 3 } : { range: (_u, _min, max) => [0, max * 1.1 || 1] } },
     axes: [
       { stroke: '#495057', grid: { stroke: '#e9ecef' }, ticks: { stroke: '#dee2e6' } },
       { stroke: '#495057', grid: { stroke: '#e9ecef' }, ticks: { stroke: '#dee2e6' }, size: 64, values: (_u, vals) => vals.map((v) => (v == null ? '' : fmt.ms(v))) },

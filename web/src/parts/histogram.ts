@@ -3,8 +3,11 @@
 import { h, svg } from '../dom';
 import { ms } from '../format';
 
-export function histogram(buckets: Array<{ le_ms: number; count: number }>, marks: Array<[string, number]> = []): HTMLElement {
-  const data = buckets.filter((b) => Number.isFinite(b.count)).sort((a, b) => a.le_ms - b.le_ms);
+export function histogram(buckets: Array<{ le_ms: number | null; count: number }>, marks: Array<[string, number]> = []): HTMLElement {
+  const data = buckets
+    .filter((b) => Number.isFinite(b.count))
+    .map((b) => ({ le_ms: b.le_ms ?? Infinity, count: b.count }))
+    .sort((a, b) => (a.le_ms === b.le_ms ? 0 : a.le_ms < b.le_ms ? -1 : 1));
   const width = 300;
   const height = 110;
   const pad = { l: 30, r: 6, t: 8, b: 22 };
@@ -21,10 +24,11 @@ export function histogram(buckets: Array<{ le_ms: number; count: number }>, mark
     const bh = ((height - pad.t - pad.b) * b.count) / max;
     const x = pad.l + i * bw;
     const bar = svg('rect', { x: x + 1, y: height - pad.b - bh, width: Math.max(1, bw - 2), height: bh, class: 'bar' });
-    bar.append(svg('title', {}, `≤ ${ms(b.le_ms)}: ${b.count}`));
+    const range = Number.isFinite(b.le_ms) ? `≤ ${ms(b.le_ms)}` : `> ${ms(data[i - 1]?.le_ms ?? 0)}`;
+    bar.append(svg('title', {}, `${range}: ${b.count}`));
     chart.append(bar);
     if (i % labelEvery === 0 || i === data.length - 1) {
-      chart.append(svg('text', { x: x + bw / 2, y: height - 6, 'text-anchor': 'middle', class: 'tick' }, Number.isFinite(b.le_ms) ? ms(b.le_ms) : '+∞'));
+      chart.append(svg('text', { x: x + bw / 2, y: height - 6, 'text-anchor': 'middle', class: 'tick' }, Number.isFinite(b.le_ms) ? ms(b.le_ms) : `>${ms(data[i - 1]?.le_ms ?? 0)}`));
     }
   });
   return h(

@@ -5,6 +5,11 @@
 //! notification-service over OTLP/HTTP, the storm flag on payment → Stripe,
 //! the planted findings with the N+1 first, a correlation-id search; then a
 //! SIGTERM stops it cleanly and its temporary data directory is gone.
+//!
+//! Then the web UI in a real Chromium (Debian's, driven by playwright-core
+//! from `web/tests/`) against a running demo: what a person checks on each
+//! page, and hostile span names rendered as text. Screenshots land in
+//! `$CARGO_TARGET_TMPDIR/ui-screenshots`.
 
 mod common;
 
@@ -33,6 +38,7 @@ const STRIPE: &str = "api.stripe.com";
 struct Demo {
     child: Child,
     api: String,
+    otlp_http_port: u16,
     log: Arc<Mutex<String>>,
 }
 
@@ -45,10 +51,11 @@ impl Drop for Demo {
 
 fn start(tmp: &std::path::Path) -> Demo {
     let http_port = free_port();
+    let otlp_http_port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tracemap"))
         .arg("demo")
         .args(["--otlp-grpc-port", &free_port().to_string()])
-        .args(["--otlp-http-port", &free_port().to_string()])
+        .args(["--otlp-http-port", &otlp_http_port.to_string()])
         .args(["--http-port", &http_port.to_string()])
         .args(["--xray-port", "0", "--zipkin-port", "0"])
         .args(["--rate", "30", "--cycle", "40s"])
@@ -74,6 +81,7 @@ fn start(tmp: &std::path::Path) -> Demo {
     Demo {
         child,
         api: format!("http://127.0.0.1:{http_port}"),
+        otlp_http_port,
         log,
     }
 }
@@ -273,4 +281,57 @@ async fn the_demo_bookstore_shows_its_map_and_its_planted_problems() {
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "the demo left {left:?}");
     eprintln!("done after {:?}", started.elapsed());
+}
+
+/// Runs `node <script> <args>` from `web/`, failing the test with its output
+/// unless it succeeds.
+fn run_node(script: &str, args: &[&str]) -> String {
+    let web = concat!(env!("CARGO_MANIFEST_DIR"), "/web");
+    let output = Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(web)
+        .output()
+        .expect("running node (Node.js is needed to build tracemap, so it is here)");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    eprintln!("{stdout}");
+    assert!(
+        output.status.success(),
+        "node {script} failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_ui_shows_the_demo_in_chromium() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).is_file(),
+        "the UI tests need Chromium at {chromium} (Debian: apt-get install chromium; \
+         scripts/setup.sh installs it)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = start(tmp.path());
+    let shots = concat!(env!("CARGO_TARGET_TMPDIR"), "/ui-screenshots");
+
+    // A trace with markup in its names and attributes, sent over OTLP/HTTP.
+    let otlp = format!("http://127.0.0.1:{}", demo.otlp_http_port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    poll(&format!("{}/api/services", demo.api), deadline, |_| true).await;
+    let sent = run_node("tests/seed.mjs", &[&otlp, "0"]);
+    let sent: Value = serde_json::from_str(sent.trim()).expect("seed.mjs prints JSON");
+    let hostile = sent["xss"].as_str().unwrap().to_string();
+
+    // ui.mjs waits for the map (the storm included) itself.
+    let api = demo.api.clone();
+    let shots_dir = shots.to_string();
+    tokio::task::spawn_blocking(move || {
+        run_node("tests/ui.mjs", &[&api, &shots_dir]);
+        run_node("tests/xss.mjs", &[&api, &hostile, &shots_dir]);
+    })
+    .await
+    .unwrap();
+    drop(demo);
 }

@@ -1,5 +1,5 @@
 //! The query side on one port (16686): Jaeger's query API, the native `/api/v1`,
-//! health and readiness probes, and `/metrics`.
+//! health and readiness probes, `/metrics`, and the web UI.
 //!
 //! Handlers only read from storage; blocking storage reads run on the blocking
 //! pool so a slow disk never stalls the async workers.
@@ -10,6 +10,7 @@ mod findings;
 mod jaeger;
 mod map;
 mod probes;
+mod ui;
 mod v1;
 
 use std::sync::atomic::AtomicBool;
@@ -121,5 +122,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
         .route("/metrics", get(probes::metrics))
+        .fallback(ui::serve)
         .with_state(state)
 }

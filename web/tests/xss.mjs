@@ -58,7 +58,11 @@ await run('xss.mjs', base, shots, async ({ page, base, shot, step, api }) => {
 
   await step('the trace list shows the root operation as text', async () => {
     const s = detail.summary;
-    await page.goto(`${base}/traces?service=${encodeURIComponent(s.root_service)}&lookback=7d&limit=100`);
+    // By its correlation id: on a busy server the service alone lists newer traces first.
+    const filter = s.correlation_ids?.[0]
+      ? `correlation_id=${encodeURIComponent(s.correlation_ids[0])}`
+      : `service=${encodeURIComponent(s.root_service)}`;
+    await page.goto(`${base}/traces?${filter}&lookback=7d&limit=100`);
     const row = page.locator(`[data-testid="trace-row"][data-trace-id="${detail.summary.trace_id}"]`);
     await row.waitFor();
     const text = await row.innerText();

@@ -18,6 +18,8 @@ use crate::ingest::Ingest;
 use crate::receivers::otlp::{self, OtlpReceiver};
 use crate::receivers::xray::{self, udp::XrayUdp};
 use crate::receivers::zipkin::{self, ZipkinReceiver};
+use crate::security::auth::{self, Credentials, Gate, GrpcGate};
+use crate::security::tls::Tls;
 use crate::storage::rocks::{RocksOptions, RocksStore};
 use crate::storage::{StorageError, TraceStore};
 use crate::telemetry::Telemetry;
@@ -39,6 +41,8 @@ pub enum AppError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("the {listener} server failed: {message}")]
     Server {
         listener: &'static str,
@@ -67,6 +71,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
 /// Opens storage and binds every listener; returns once they accept connections.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, AppError> {
     config.validate()?;
+    let tls = Tls::load(&config.tls).map_err(AppError::Tls)?;
     let graph_metrics = GraphMetrics::default();
     let finding_metrics = FindingMetrics::default();
     let telemetry = Arc::new(Telemetry::with(|registry| {
@@ -159,12 +164,42 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let xray_addr = local_addr(&xray_tcp);
     let zipkin_addr = local_addr(&zipkin_listener);
 
+    let ingest_gate = Credentials::ingest(&config.auth);
+    let gate = |credentials: &Option<Arc<Credentials>>, receiver, open_paths| {
+        credentials.clone().map(|credentials| Gate {
+            credentials,
+            open_paths,
+            receiver,
+            telemetry: telemetry.clone(),
+        })
+    };
+    let open_paths = if config.auth.open_probes {
+        auth::PROBES
+    } else {
+        &[]
+    };
+    let query_gate = gate(&Credentials::query(&config.auth), "query", open_paths);
+    let otlp_http_gate = gate(&ingest_gate, "otlp_http", &[]);
+    let zipkin_gate = gate(&ingest_gate, "zipkin", &[]);
+
     let mut servers = JoinSet::new();
     {
         let token = shutdown.clone();
-        let service = otlp::grpc::TraceExportService::new(receiver.clone());
+        let service = tonic::service::interceptor::InterceptedService::new(
+            otlp::grpc::TraceExportService::new(receiver.clone()),
+            GrpcGate {
+                credentials: ingest_gate,
+                telemetry: telemetry.clone(),
+            },
+        );
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &tls {
+            builder = builder
+                .tls_config(tls.tonic())
+                .map_err(|e| AppError::Tls(e.to_string()))?;
+        }
         servers.spawn(async move {
-            tonic::transport::Server::builder()
+            builder
                 .add_service(service)
                 .serve_with_incoming_shutdown(
                     // Without TCP_NODELAY a small response waits on the
@@ -184,30 +219,37 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         &mut servers,
         "otlp-http",
         otlp_http_listener,
-        otlp::http::router(receiver),
+        auth::guard(otlp::http::router(receiver), otlp_http_gate),
+        tls.as_ref(),
         shutdown.clone(),
-    );
+    )?;
     spawn_axum(
         &mut servers,
         "http",
         http_listener,
-        api::router(api_state),
+        auth::guard(api::router(api_state), query_gate),
+        tls.as_ref(),
         shutdown.clone(),
-    );
+    )?;
     spawn_axum(
         &mut servers,
         "zipkin",
         zipkin_listener,
-        zipkin::router(zipkin_receiver),
+        auth::guard(zipkin::router(zipkin_receiver), zipkin_gate),
+        tls.as_ref(),
         shutdown.clone(),
-    );
+    )?;
+    // X-Ray SDKs reach the daemon's sampling API over plain HTTP with no
+    // credentials, as they send it segments over UDP: neither TLS nor
+    // tokens here, or no SDK could sample.
     spawn_axum(
         &mut servers,
         "xray-sampling",
         xray_tcp,
         xray::sampling::router(config.xray.sampling_rules.clone()),
+        None,
         shutdown.clone(),
-    );
+    )?;
     {
         let token = shutdown.clone();
         servers.spawn(async move {
@@ -367,8 +409,27 @@ fn spawn_axum(
     listener_name: &'static str,
     listener: TcpListener,
     router: axum::Router,
+    tls: Option<&Tls>,
     token: CancellationToken,
-) {
+) -> Result<(), AppError> {
+    if let Some(tls) = tls {
+        let addr = local_addr(&listener);
+        let listener = tls.listener(listener).map_err(|source| AppError::Bind {
+            listener: listener_name,
+            addr,
+            source,
+        })?;
+        servers.spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await
+                .map_err(|e| AppError::Server {
+                    listener: listener_name,
+                    message: e.to_string(),
+                })
+        });
+        return Ok(());
+    }
     servers.spawn(async move {
         use axum::serve::ListenerExt;
         // As for gRPC: small responses go out at once.
@@ -385,4 +446,5 @@ fn spawn_axum(
                 message: e.to_string(),
             })
     });
+    Ok(())
 }

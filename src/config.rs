@@ -53,6 +53,8 @@ pub struct Config {
     pub graph: GraphConfig,
     pub xray: XrayConfig,
     pub detectors: DetectorsConfig,
+    pub auth: AuthConfig,
+    pub tls: TlsConfig,
 }
 
 impl Default for Config {
@@ -72,6 +74,8 @@ impl Default for Config {
             graph: GraphConfig::default(),
             xray: XrayConfig::default(),
             detectors: DetectorsConfig::default(),
+            auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -320,6 +324,77 @@ impl Default for XrayConfig {
     }
 }
 
+/// A password or token: compared in constant time (`security::auth`) and
+/// never printed — `Debug` shows `[redacted]`, so a config dump or a log
+/// line holding the config leaks nothing.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Who may send spans and who may read them (`[auth]`). Nothing configured:
+/// anyone who can reach the ports, which bind to 127.0.0.1 unless `bind`
+/// says otherwise.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Bearer tokens accepted on OTLP/gRPC, OTLP/HTTP and Zipkin
+    /// (`Authorization: Bearer <token>`, as the SDKs' `OTEL_EXPORTER_OTLP_HEADERS`
+    /// sends it). X-Ray's UDP protocol has no credentials: bind its port to a
+    /// trusted interface.
+    pub ingest_tokens: Vec<Secret>,
+    /// Bearer tokens accepted on the query port (APIs and web UI).
+    pub query_tokens: Vec<Secret>,
+    /// Basic-auth users accepted on the query port; a browser asks for them,
+    /// so the web UI works with these (and Grafana's data source sends them).
+    pub query_users: Vec<BasicUser>,
+    /// `/metrics`, `/healthz` and `/readyz` answer without credentials, so
+    /// scrapers and probes keep working.
+    pub open_probes: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            ingest_tokens: Vec::new(),
+            query_tokens: Vec::new(),
+            query_users: Vec::new(),
+            open_probes: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicUser {
+    pub user: String,
+    pub password: Secret,
+}
+
+/// TLS on every TCP listener (`[tls]`): both files or neither. PEM: the
+/// certificate chain, leaf first, and its private key (PKCS#8, PKCS#1 or SEC1).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
 /// One X-Ray sampling rule, as the X-Ray API defines it. The default records
 /// every request.
 #[derive(Debug, Clone, Deserialize)]
@@ -486,6 +561,32 @@ impl Config {
         }
         if self.xray.max_segment_depth == 0 {
             return invalid("xray.max_segment_depth", "must be above zero");
+        }
+        let tokens = self
+            .auth
+            .ingest_tokens
+            .iter()
+            .chain(&self.auth.query_tokens);
+        if tokens.clone().any(|t| t.expose().is_empty()) {
+            return invalid("auth", "a token must not be empty");
+        }
+        if tokens
+            .clone()
+            .any(|t| !t.expose().bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return invalid("auth", "a token must be visible ASCII, without spaces");
+        }
+        for user in &self.auth.query_users {
+            if user.user.is_empty() || user.user.contains(':') || user.password.expose().is_empty()
+            {
+                return invalid(
+                    "auth.query_users",
+                    "every user needs a name without ':' and a password",
+                );
+            }
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return invalid("tls", "give both cert_file and key_file, or neither");
         }
         // The X-Ray port is TCP and UDP; it only clashes with the TCP listeners.
         let ports = [

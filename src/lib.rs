@@ -23,5 +23,6 @@ pub mod ingest;
 pub mod loadgen;
 pub mod model;
 pub mod receivers;
+pub mod security;
 pub mod storage;
 pub mod telemetry;

@@ -103,10 +103,39 @@ await run('ui.mjs', base, shots, async ({ page, base, shot, step, api }) => {
     check(corr.includes(correlationId), `the trace page does not show correlation id ${correlationId}`);
   });
 
-  await step('the waterfall marks the N+1 spans and the critical path', async () => {
+  await step('the waterfall folds the N+1 calls into one group row that opens and closes', async () => {
     const detail = await api(`/api/v1/traces/${traceId}`);
     const n1 = detail.findings.filter((f) => f.kind === 'n_plus_one');
     check(n1.length >= 1, `trace ${traceId} has no n_plus_one finding in the API`);
+    for (const f of n1) {
+      const group = page.locator(`[data-testid="n1-group"][data-finding-id="${f.id}"]`);
+      check(await group.count() === 1, `the N+1 of ${f.span_ids.length} calls has ${await group.count()} group rows, expected 1`);
+      check(await group.getAttribute('data-count') === String(f.count), `the N+1 group row has data-count="${await group.getAttribute('data-count')}", the finding counts ${f.count}`);
+      check(await group.getAttribute('aria-expanded') === 'false', 'the N+1 group row is not folded at first');
+      const text = await group.innerText();
+      check(text.includes(`×${f.count}`) && /total/.test(text), `the N+1 group row does not say "×${f.count}" and its total time: ${text}`);
+      check(await group.locator('.wf-call').count() === f.span_ids.length, `the N+1 group row does not draw a tick for each of its ${f.span_ids.length} calls`);
+      for (const id of f.span_ids) check(await page.locator(`[data-testid="span-row"][data-span-id="${id}"]`).count() === 0, `span ${id} has a row while its N+1 group is folded`);
+    }
+    await shot('trace-folded.png');
+    // Open with a click, fold and open again from the keyboard.
+    const first = page.locator(`[data-testid="n1-group"][data-finding-id="${n1[0].id}"]`);
+    const label = first.locator('[data-testid="n1-group-label"]');
+    const firstSpan = page.locator(`[data-testid="span-row"][data-span-id="${n1[0].span_ids[0]}"]`);
+    await label.click();
+    await firstSpan.waitFor();
+    check(await first.getAttribute('aria-expanded') === 'true', 'the N+1 group row does not say it is open after a click');
+    await page.keyboard.press('Enter');
+    await firstSpan.waitFor({ state: 'detached' });
+    check(await first.getAttribute('aria-expanded') === 'false', 'Enter does not fold the N+1 group again');
+    await page.keyboard.press('Enter');
+    await firstSpan.waitFor();
+    for (const f of n1.slice(1)) await page.locator(`[data-testid="n1-group"][data-finding-id="${f.id}"] [data-testid="n1-group-label"]`).click();
+  });
+
+  await step('the opened waterfall marks the N+1 spans and the critical path', async () => {
+    const detail = await api(`/api/v1/traces/${traceId}`);
+    const n1 = detail.findings.filter((f) => f.kind === 'n_plus_one');
     for (const f of n1) {
       for (const id of f.span_ids) {
         const row = page.locator(`[data-testid="span-row"][data-span-id="${id}"]`);

@@ -2,6 +2,9 @@
 // databases, caches, queues and external APIs they call, each node ringed by
 // its health as AWS X-Ray's console draws it, each edge labelled with its
 // rate, p95 and error share; retry storms stand out. Click for a side panel.
+// Edge labels show on retry storms and on the edges of the selected, focused
+// or hovered node (all of them with the "All labels" toggle), so a node with
+// many calls does not pile its labels on top of each other.
 import cytoscape from 'cytoscape';
 import dagre from 'cytoscape-dagre';
 import { api, url, LOOKBACKS, type MapEdge, type MapNode, type ServiceMap, type FindingGroup } from '../api';
@@ -9,6 +12,7 @@ import { h, note, options, replace } from '../dom';
 import * as fmt from '../format';
 import { setQuery, type PageContext } from '../router';
 import { panel, onEscape, stats, healthBar, section, HEALTH } from '../parts/panel';
+import { edgeId, elements, nodeKind, KIND_STYLE, STYLE, type NodeKind } from '../parts/graph';
 import { histogram } from '../parts/histogram';
 
 cytoscape.use(dagre);
@@ -20,152 +24,6 @@ declare global {
 }
 
 const REFRESH_MS = 10_000;
-const CACHE_SYSTEMS = new Set(['redis', 'memcached', 'valkey', 'elasticache']);
-
-type NodeKind = 'service' | 'database' | 'cache' | 'external' | 'messaging' | 'client';
-
-function nodeKind(n: MapNode): NodeKind {
-  if (n.type === 'database' && n.system && CACHE_SYSTEMS.has(n.system.toLowerCase())) return 'cache';
-  if (['service', 'database', 'external', 'messaging', 'client'].includes(n.type)) return n.type as NodeKind;
-  return 'external';
-}
-
-const KIND_STYLE: Record<NodeKind, { shape: cytoscape.Css.NodeShape; fill: string; border: string; label: string }> = {
-  service: { shape: 'ellipse', fill: '#ffffff', border: '#868e96', label: 'Service' },
-  database: { shape: 'barrel', fill: '#f1f3f5', border: '#495057', label: 'Database' },
-  cache: { shape: 'round-diamond', fill: '#fff5f5', border: '#c2255c', label: 'Cache' },
-  external: { shape: 'round-hexagon', fill: '#f3f0ff', border: '#5f3dc4', label: 'External' },
-  messaging: { shape: 'round-tag', fill: '#e6fcf5', border: '#087f5b', label: 'Messaging' },
-  client: { shape: 'round-rectangle', fill: '#f8f9fa', border: '#343a40', label: 'Client' },
-};
-
-function shares(x: { requests: number; errors: number; faults: number; throttles: number }) {
-  const total = x.requests;
-  if (!total) return { ok: 0, err: 0, fault: 0, thr: 0, none: 100 };
-  const p = (n: number) => (100 * n) / total;
-  const err = p(x.errors), fault = p(x.faults), thr = p(x.throttles);
-  return { ok: Math.max(0, 100 - err - fault - thr), err, fault, thr, none: 0 };
-}
-
-function errorShare(e: { requests: number; errors: number; faults: number; throttles: number }): number {
-  return e.requests ? (e.errors + e.faults + e.throttles) / e.requests : 0;
-}
-
-function edgeId(e: { source: string; target: string }): string {
-  return `${e.source}\u2192${e.target}`;
-}
-
-function edgeLabel(e: MapEdge): string {
-  const err = fmt.percent(e.errors + e.faults + e.throttles, e.requests);
-  const first = `${fmt.rate(e.rate_per_s)} · p95 ${fmt.ms(e.p95_ms)}`;
-  return e.storm ? `⚠ RETRY STORM\n${first}\n${err} err · ${fmt.count(e.retries)} retries` : `${first}\n${err} err`;
-}
-
-function elements(map: ServiceMap): cytoscape.ElementDefinition[] {
-  const ids = new Set(map.nodes.map((n) => n.id));
-  const nodes = map.nodes.map((n) => {
-    const kind = nodeKind(n);
-    return { group: 'nodes' as const, data: { id: n.id, label: n.name, kind, ...shares(n) }, classes: kind };
-  });
-  const edges = map.edges
-    .filter((e) => ids.has(e.source) && ids.has(e.target))
-    .map((e) => ({
-      group: 'edges' as const,
-      data: {
-        id: edgeId(e),
-        source: e.source,
-        target: e.target,
-        label: edgeLabel(e),
-        width: 1.5 + Math.min(5, Math.log10(1 + e.requests)),
-        bad: errorShare(e) >= 0.05 ? 1 : 0,
-      },
-      classes: e.storm ? 'storm' : errorShare(e) >= 0.05 ? 'failing' : '',
-    }));
-  return [...nodes, ...edges];
-}
-
-const num = (key: string) => (ele: cytoscape.NodeSingular) => Number(ele.data(key)) || 0;
-
-const STYLE: cytoscape.StylesheetJson = [
-  {
-    selector: 'node',
-    style: {
-      width: 54,
-      height: 54,
-      shape: (ele: cytoscape.NodeSingular) => KIND_STYLE[ele.data('kind') as NodeKind].shape,
-      'background-color': (ele: cytoscape.NodeSingular) => KIND_STYLE[ele.data('kind') as NodeKind].fill,
-      'border-width': 2,
-      'border-color': (ele: cytoscape.NodeSingular) => KIND_STYLE[ele.data('kind') as NodeKind].border,
-      label: 'data(label)',
-      'font-family': 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif',
-      'font-size': 11,
-      color: '#212529',
-      'text-valign': 'bottom',
-      'text-margin-y': 5,
-      'text-wrap': 'ellipsis',
-      'text-max-width': '130px',
-      'text-background-color': '#ffffff',
-      'text-background-opacity': 0.8,
-      'text-background-padding': '1px',
-      'pie-size': '74%',
-      'pie-hole': '52%',
-      'pie-1-background-color': HEALTH.ok,
-      'pie-1-background-size': num('ok'),
-      'pie-2-background-color': HEALTH.error,
-      'pie-2-background-size': num('err'),
-      'pie-3-background-color': HEALTH.fault,
-      'pie-3-background-size': num('fault'),
-      'pie-4-background-color': HEALTH.throttle,
-      'pie-4-background-size': num('thr'),
-      'pie-5-background-color': HEALTH.none,
-      'pie-5-background-size': num('none'),
-    } as cytoscape.Css.Node,
-  },
-  { selector: 'node.database', style: { width: 48, height: 56 } },
-  { selector: 'node.cache', style: { width: 60, height: 60 } },
-  { selector: 'node.external', style: { width: 60, height: 56 } },
-  { selector: 'node.client', style: { width: 50, height: 44 } },
-  {
-    selector: 'edge',
-    style: {
-      width: 'data(width)',
-      'curve-style': 'bezier',
-      'line-color': '#adb5bd',
-      'target-arrow-color': '#adb5bd',
-      'target-arrow-shape': 'triangle',
-      'arrow-scale': 0.9,
-      label: 'data(label)',
-      'font-size': 9,
-      'font-family': 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif',
-      color: '#495057',
-      'text-wrap': 'wrap',
-      'text-background-color': '#ffffff',
-      'text-background-opacity': 0.85,
-      'text-background-padding': '2px',
-      'min-zoomed-font-size': 7,
-    } as cytoscape.Css.Edge,
-  },
-  { selector: 'edge.failing', style: { 'line-color': '#ffa8a8', 'target-arrow-color': '#ff8787' } },
-  {
-    selector: 'edge.storm',
-    style: {
-      width: 5,
-      'line-color': '#e03131',
-      'target-arrow-color': '#e03131',
-      'line-style': 'dashed',
-      'line-dash-pattern': [10, 6],
-      color: '#c92a2a',
-      'font-weight': 'bold',
-      'z-index': 10,
-    } as cytoscape.Css.Edge,
-  },
-  { selector: '.dimmed', style: { opacity: 0.22 } },
-  { selector: 'node.match', style: { 'border-width': 4, 'border-color': '#1c7ed6' } },
-  { selector: 'node.focus', style: { 'border-width': 4, 'border-color': '#1c7ed6', 'font-weight': 'bold' } },
-  { selector: 'node:selected', style: { 'border-width': 5, 'border-color': '#1971c2', 'overlay-opacity': 0 } },
-  { selector: 'edge:selected', style: { 'line-color': '#1971c2', 'target-arrow-color': '#1971c2', 'z-index': 20 } },
-  { selector: 'edge.storm:selected', style: { 'line-color': '#a61e4d', 'target-arrow-color': '#a61e4d' } },
-];
 
 export function mapPage(root: HTMLElement, ctx: PageContext): () => void {
   const params = ctx.params;
@@ -173,6 +31,8 @@ export function mapPage(root: HTMLElement, ctx: PageContext): () => void {
   let focus = params.get('service') ?? '';
   let depth = params.get('depth') ?? '2';
   let auto = params.get('refresh') !== 'off';
+  let allLabels = params.get('labels') === 'all';
+  let hovered: string | undefined;
   let map: ServiceMap | undefined;
   let selected: { node: string } | { source: string; target: string } | undefined;
   let timer: number | undefined;
@@ -188,6 +48,7 @@ export function mapPage(root: HTMLElement, ctx: PageContext): () => void {
       q.set('depth', depth);
     }
     if (!auto) q.set('refresh', 'off');
+    if (allLabels) q.set('labels', 'all');
     setQuery(q);
   };
 
@@ -211,6 +72,7 @@ export function mapPage(root: HTMLElement, ctx: PageContext): () => void {
     h('button', { type: 'button', class: 'seg', 'aria-pressed': String(lb === lookback), 'data-lookback': lb }, lb),
   );
   const autoButton = h('button', { type: 'button', class: 'button toggle', 'aria-pressed': String(auto), title: 'Refresh every 10 s' }, 'Auto-refresh');
+  const labelsButton = h('button', { type: 'button', class: 'button toggle', 'aria-pressed': String(allLabels), 'data-testid': 'labels-toggle', title: 'Label every edge (otherwise: retry storms and the selected or hovered node\'s edges)' }, 'All labels');
   const refreshButton = h('button', { type: 'button', class: 'button', title: 'Refresh now' }, 'Refresh');
   const status = h('span', { class: 'status', role: 'status', 'aria-live': 'polite' });
 
@@ -247,6 +109,7 @@ export function mapPage(root: HTMLElement, ctx: PageContext): () => void {
         },
       }, search, datalist, depthSelect, h('button', { type: 'submit', class: 'button primary' }, 'Focus'), clearFocus),
       h('div', { class: 'seg-group', role: 'group', 'aria-label': 'Time range' }, rangeButtons),
+      labelsButton,
       autoButton,
       refreshButton,
       status,
@@ -320,6 +183,7 @@ export function mapPage(root: HTMLElement, ctx: PageContext): () => void {
       replace(overlay, note(focus ? `No calls around ${focus} in the last ${lookback}.` : `No traffic in the last ${lookback}. Send some traces and this map fills in.`));
     } else replace(overlay);
     highlight(search.value.trim() === focus ? '' : search.value.trim());
+    updateLabels();
     if (selected) {
       const el = 'node' in selected ? cy.getElementById(selected.node) : cy.getElementById(edgeId(selected));
       if (el.nonempty()) {
@@ -347,6 +211,7 @@ export function mapPage(root: HTMLElement, ctx: PageContext): () => void {
       show(next);
       const storms = next.edges.filter((e) => e.storm).length;
       status.textContent = `${next.nodes.length} nodes · ${next.edges.length} edges${storms ? ` · ${storms} retry storm${storms > 1 ? 's' : ''}` : ''} · updated ${new Date().toLocaleTimeString()}`;
+      status.title = status.textContent;
       status.classList.remove('error');
     } catch (e) {
       if (controller.signal.aborted) return;
@@ -372,6 +237,16 @@ export function mapPage(root: HTMLElement, ctx: PageContext): () => void {
       if (hits.empty()) return;
       hits.addClass('match');
       cy.elements().not(hits).not(hits.connectedEdges()).addClass('dimmed');
+    });
+  }
+
+  /** Which edges carry their numbers: see the module doc. */
+  function updateLabels(): void {
+    cy.batch(() => {
+      cy.edges().removeClass('lit').toggleClass('all-labels', allLabels);
+      const lit = cy.$('node:selected').connectedEdges();
+      for (const id of [focus, hovered]) if (id) lit.merge(cy.getElementById(id).connectedEdges());
+      lit.addClass('lit');
     });
   }
 
@@ -422,6 +297,15 @@ export function mapPage(root: HTMLElement, ctx: PageContext): () => void {
     schedule();
   });
   refreshButton.addEventListener('click', () => void load());
+  labelsButton.addEventListener('click', () => {
+    allLabels = !allLabels;
+    labelsButton.setAttribute('aria-pressed', String(allLabels));
+    syncUrl();
+    updateLabels();
+  });
+  cy.on('select unselect', 'node', updateLabels);
+  cy.on('mouseover', 'node', (e) => { hovered = e.target.id(); updateLabels(); });
+  cy.on('mouseout', 'node', () => { hovered = undefined; updateLabels(); });
 
   // Selection → side panel.
   /** Pans so the picked element is not hidden under the side panel. */

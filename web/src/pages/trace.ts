@@ -1,5 +1,6 @@
 // One trace: header, its findings, and a waterfall with collapsible subtrees,
-// service colours, findings marked on their spans and the critical path.
+// service colours, findings marked on their spans and the critical path. The
+// repeated calls of an N+1 finding fold into one group row until opened.
 import { api, url, type Finding, type Span, type TraceDetail } from '../api';
 import { h, note, replace, messageText, type Child } from '../dom';
 import * as fmt from '../format';
@@ -11,6 +12,20 @@ interface Node {
   children: Node[];
   depth: number;
 }
+
+/** The calls of one N+1 finding under one parent, drawn as one row while folded. */
+interface CallGroup {
+  key: string;
+  finding: Finding;
+  /** The parent's span id, or '' when the calls are roots. */
+  parentId: string;
+  members: Node[];
+  /** The count to show: the finding's own when this group holds all its spans. */
+  count: number;
+}
+
+/** A waterfall row: one span, or one group of N+1 calls. */
+type Item = { node: Node; depth: number } | { group: CallGroup; depth: number };
 
 interface Badge {
   kind: string;
@@ -55,6 +70,29 @@ function buildTree(spans: Span[]): Node[] {
   return roots;
 }
 
+/** N+1 findings as groups of at least two sibling spans; a span joins one group at most. */
+function callGroups(findings: Finding[], nodes: Map<string, Node>, spans: Map<string, Span>): Map<string, CallGroup> {
+  const bySpan = new Map<string, CallGroup>();
+  for (const f of findings) {
+    if (f.kind !== 'n_plus_one') continue;
+    const present = f.span_ids.filter((sid) => nodes.has(sid) && !bySpan.has(sid));
+    const byParent = new Map<string, Node[]>();
+    for (const sid of present) {
+      const parent = spans.get(sid)!.parent_span_id;
+      const key = parent && parent !== sid && spans.has(parent) ? parent : '';
+      byParent.set(key, [...(byParent.get(key) ?? []), nodes.get(sid)!]);
+    }
+    for (const [parentId, members] of byParent) {
+      if (members.length < 2) continue;
+      members.sort((a, b) => a.span.start_us - b.span.start_us);
+      const whole = members.length === f.span_ids.length;
+      const group: CallGroup = { key: `${f.id}/${parentId}`, finding: f, parentId, members, count: whole ? f.count || members.length : members.length };
+      for (const m of members) bySpan.set(m.span.span_id, group);
+    }
+  }
+  return bySpan;
+}
+
 function badgesFor(findings: Finding[], spans: Map<string, Span>): Map<string, Badge[]> {
   const out = new Map<string, Badge[]>();
   const add = (spanId: string, b: Badge) => out.set(spanId, [...(out.get(spanId) ?? []), b]);
@@ -95,7 +133,14 @@ function render(page: HTMLElement, t: TraceDetail, ctx: PageContext): void {
   const badges = badgesFor(t.findings ?? [], spans);
   const findingsBySpan = new Map<string, Finding[]>();
   for (const f of t.findings ?? []) for (const sid of f.span_ids) findingsBySpan.set(sid, [...(findingsBySpan.get(sid) ?? []), f]);
+  const nodes = new Map<string, Node>();
+  const collect = (n: Node) => { nodes.set(n.span.span_id, n); n.children.forEach(collect); };
+  roots.forEach(collect);
+  const groupOf = callGroups(t.findings ?? [], nodes, spans);
+  const groups = [...new Set(groupOf.values())];
   const collapsed = new Set<string>();
+  /** Keys of the N+1 groups shown call by call; all start folded. */
+  const opened = new Set<string>();
   let showCritical = true;
   let selectedId: string | undefined;
   let filter = '';
@@ -142,8 +187,8 @@ function render(page: HTMLElement, t: TraceDetail, ctx: PageContext): void {
   const matchCount = h('span', { class: 'muted small', role: 'status' });
   const toolbar = h('div', { class: 'toolbar waterfall-toolbar' },
     find, matchCount,
-    h('button', { type: 'button', class: 'button', onclick: () => { collapsed.clear(); draw(); } }, 'Expand all'),
-    h('button', { type: 'button', class: 'button', onclick: () => { walkAll((n) => { if (n.children.length && n.depth >= 1) collapsed.add(n.span.span_id); }); draw(); } }, 'Collapse all'),
+    h('button', { type: 'button', class: 'button', onclick: () => { collapsed.clear(); groups.forEach((g) => opened.add(g.key)); draw(); } }, 'Expand all'),
+    h('button', { type: 'button', class: 'button', onclick: () => { walkAll((n) => { if (n.children.length && n.depth >= 1) collapsed.add(n.span.span_id); }); opened.clear(); draw(); } }, 'Collapse all'),
     critButton,
     h('span', { class: 'legend-item small' }, h('span', { class: 'crit-swatch' }), 'critical path'));
 
@@ -167,7 +212,7 @@ function render(page: HTMLElement, t: TraceDetail, ctx: PageContext): void {
     if (filter) {
       // Open every subtree that holds a match so it can be seen.
       walkAll((n) => {
-        if (matches(n.span)) for (let p = parentOf(n.span); p; p = parentOf(p)) collapsed.delete(p.span_id);
+        if (matches(n.span)) reveal(n.span.span_id);
       });
     }
     draw();
@@ -186,8 +231,17 @@ function render(page: HTMLElement, t: TraceDetail, ctx: PageContext): void {
     return Object.entries(x.attributes ?? {}).some(([k, v]) => k.toLowerCase().includes(filter) || fmt.value(v).toLowerCase().includes(filter));
   }
 
+  /** Opens every subtree and N+1 group above a span so it has a row. */
+  function reveal(spanId: string): void {
+    for (let x = spans.get(spanId); x; x = parentOf(x)) {
+      const g = groupOf.get(x.span_id);
+      if (g) opened.add(g.key);
+      if (x.span_id !== spanId) collapsed.delete(x.span_id);
+    }
+  }
+
   function revealSpans(ids: string[]): void {
-    for (const sid of ids) for (let p = parentOf(spans.get(sid)!); p; p = parentOf(p)) collapsed.delete(p.span_id);
+    ids.forEach(reveal);
     draw();
     rows.querySelectorAll('.span-row.flash').forEach((r) => r.classList.remove('flash'));
     for (const sid of ids) rows.querySelector(`[data-span-id="${CSS.escape(sid)}"]`)?.classList.add('flash');
@@ -196,7 +250,7 @@ function render(page: HTMLElement, t: TraceDetail, ctx: PageContext): void {
     first?.querySelector<HTMLButtonElement>('.span-label')?.focus({ preventScroll: true });
   }
 
-  function row(n: Node): HTMLElement {
+  function row(n: Node, depth: number): HTMLElement {
     const x = n.span;
     const left = ((x.start_us - start) / total) * 100;
     const width = Math.max(0.15, (x.duration_us / total) * 100);
@@ -206,30 +260,34 @@ function render(page: HTMLElement, t: TraceDetail, ctx: PageContext): void {
     const error = x.status === 'error';
     const crit = critical.get(x.span_id);
     const toggle = n.children.length
-      ? h('button', { type: 'button', class: 'wf-toggle', 'aria-label': `${isCollapsed ? 'Expand' : 'Collapse'} ${n.children.length} child spans`, 'aria-expanded': String(!isCollapsed), onclick: () => { if (isCollapsed) collapsed.delete(x.span_id); else collapsed.add(x.span_id); draw(x.span_id); } }, isCollapsed ? '▸' : '▾')
+      ? h('button', { type: 'button', class: 'wf-toggle', 'aria-label': `${isCollapsed ? 'Expand' : 'Collapse'} ${n.children.length} child spans`, 'aria-expanded': String(!isCollapsed), onclick: () => { if (isCollapsed) collapsed.delete(x.span_id); else collapsed.add(x.span_id); draw(spanSelector(x.span_id)); } }, isCollapsed ? '▸' : '▾')
       : h('span', { class: 'wf-toggle-space' });
     const classes = ['span-row'];
     if (error) classes.push('error');
     if (crit !== undefined) classes.push('critical');
     if (spanBadges.some((b) => b.kind === 'n_plus_one')) classes.push('in-n1');
+    if (spanBadges.some((b) => b.kind === 'retry_storm')) classes.push('in-retry');
+    if (spanBadges.some((b) => b.kind === 'slow_db' || b.kind === 'slow_call')) classes.push('in-slow');
     if (spanBadges.length) classes.push('has-finding');
     if (selectedId === x.span_id) classes.push('selected');
     if (filter && matches(x)) classes.push('match');
     const label = h('button', { type: 'button', class: 'span-label', 'data-testid': 'span-label', title: `${x.service}: ${x.name}` },
       h('span', { class: 'span-svc' }, x.service), ' ', h('span', { class: 'span-name' }, x.name));
     label.addEventListener('click', () => select(x.span_id));
-    label.addEventListener('keydown', (e) => keyNav(e, x.span_id, n));
+    label.addEventListener('keydown', (e) => keyNav(e,
+      n.children.length && !isCollapsed ? () => { collapsed.add(x.span_id); draw(spanSelector(x.span_id)); } : undefined,
+      isCollapsed ? () => { collapsed.delete(x.span_id); draw(spanSelector(x.span_id)); } : undefined));
     return h('div', {
       class: classes.join(' '),
       role: 'treeitem',
-      'aria-level': String(n.depth + 1),
+      'aria-level': String(depth + 1),
       'aria-expanded': n.children.length ? String(!isCollapsed) : null,
       'data-testid': 'span-row',
       'data-span-id': x.span_id,
       'data-critical': crit !== undefined ? 'true' : null,
       'data-findings': spanBadges.length ? [...new Set(spanBadges.map((b) => b.kind))].join(' ') : null,
     },
-      h('div', { class: 'wf-left', style: { paddingLeft: `${6 + n.depth * 14}px` } },
+      h('div', { class: 'wf-left', style: { paddingLeft: `${6 + depth * 14}px` } },
         h('span', { class: 'svc-stripe', style: { background: color }, 'aria-hidden': 'true' }),
         toggle,
         label,
@@ -245,30 +303,114 @@ function render(page: HTMLElement, t: TraceDetail, ctx: PageContext): void {
     return n.children.reduce((sum, c) => sum + 1 + countDescendants(c), 0);
   }
 
-  function visible(): Node[] {
-    const out: Node[] = [];
-    const go = (n: Node) => {
-      out.push(n);
-      if (!collapsed.has(n.span.span_id)) n.children.forEach(go);
+  /** One row for the calls of an N+1 group: their extent, a tick per call, the count and total time. */
+  function groupRow(g: CallGroup, depth: number): HTMLElement {
+    const isOpen = opened.has(g.key);
+    const first = g.members[0]!.span;
+    const from = first.start_us;
+    const to = Math.max(...g.members.map((m) => m.span.start_us + m.span.duration_us));
+    const extent = Math.max(1, to - from);
+    const sum = g.members.reduce((acc, m) => acc + m.span.duration_us, 0);
+    const names = new Set(g.members.map((m) => m.span.name));
+    const name = names.size === 1 ? first.name : g.finding.operation || first.name;
+    const left = ((from - start) / total) * 100;
+    const width = Math.max(0.15, (extent / total) * 100);
+    const color = fmt.serviceColor(first.service);
+    const onCritical = g.members.some((m) => critical.has(m.span.span_id));
+    const errors = g.members.filter((m) => m.span.status === 'error').length;
+    const summary = `N+1 ×${g.count}, ${fmt.us(sum)} total`;
+    const toggle = () => {
+      if (isOpen) opened.delete(g.key);
+      else opened.add(g.key);
+      draw(groupSelector(g));
     };
-    roots.forEach(go);
+    const label = h('button', {
+      type: 'button',
+      class: 'span-label group-label',
+      'data-testid': 'n1-group-label',
+      'aria-expanded': String(isOpen),
+      title: `${first.service}: ${name} (${isOpen ? 'fold' : 'show'} the ${g.members.length} calls)`,
+    },
+      h('span', { class: 'span-svc' }, first.service), ' ', h('span', { class: 'span-name' }, name),
+      h('span', { class: 'sr-only' }, ` — ${summary}`));
+    label.addEventListener('click', toggle);
+    label.addEventListener('keydown', (e) => keyNav(e, isOpen ? toggle : undefined, isOpen ? undefined : toggle));
+    const classes = ['span-row', 'n1-group'];
+    if (isOpen) classes.push('open');
+    if (onCritical) classes.push('critical');
+    if (filter && g.members.some((m) => matches(m.span))) classes.push('match');
+    return h('div', {
+      class: classes.join(' '),
+      role: 'treeitem',
+      'aria-level': String(depth + 1),
+      'aria-expanded': String(isOpen),
+      'data-testid': 'n1-group',
+      'data-group': g.key,
+      'data-finding-id': g.finding.id,
+      'data-count': String(g.count),
+      'data-calls': String(g.members.length),
+    },
+      h('div', { class: 'wf-left', style: { paddingLeft: `${6 + depth * 14}px` } },
+        h('span', { class: 'svc-stripe', style: { background: color }, 'aria-hidden': 'true' }),
+        h('span', { class: 'wf-toggle group-caret', 'aria-hidden': 'true', onclick: toggle }, isOpen ? '▾' : '▸'),
+        label,
+        h('span', { class: 'finding-badge kind-n_plus_one lead', 'data-testid': 'group-badge', title: g.finding.message || 'N+1' }, `N+1 ×${g.count}`),
+        h('span', { class: 'group-total', 'aria-hidden': 'true' }, `${fmt.us(sum)} total`),
+        errors ? h('span', { class: 'err-icon', title: `${errors} of the calls failed`, 'aria-label': `${errors} errors` }, '!') : null),
+      h('div', { class: 'wf-right', onclick: toggle },
+        h('div', { class: 'wf-group', style: { left: `${left}%`, width: `${width}%`, borderColor: color }, title: `${g.members.length} calls over ${fmt.us(extent)}, ${fmt.us(sum)} in total` },
+          g.members.map((m) => h('span', {
+            class: `wf-call${critical.has(m.span.span_id) ? ' crit' : ''}${m.span.status === 'error' ? ' error' : ''}`,
+            style: { left: `${((m.span.start_us - from) / extent) * 100}%`, width: `${(m.span.duration_us / extent) * 100}%`, background: color },
+          }))),
+        h('span', { class: 'wf-dur', style: left + width > 85 ? { right: `${100 - left + 0.5}%` } : { left: `${left + width + 0.5}%` } }, `${g.members.length} calls in ${fmt.us(extent)}`)));
+  }
+
+  function groupSelector(g: CallGroup): string {
+    return `[data-group="${CSS.escape(g.key)}"] .span-label`;
+  }
+
+  /** The rows to draw: open subtrees, each N+1 group at its first call, its calls below it when open. */
+  function visible(): Item[] {
+    const out: Item[] = [];
+    const go = (n: Node, depth: number) => {
+      out.push({ node: n, depth });
+      if (!collapsed.has(n.span.span_id)) children(n.children, n.span.span_id, depth + 1);
+    };
+    const children = (list: Node[], parentId: string, depth: number) => {
+      const shown = new Set<CallGroup>();
+      for (const c of list) {
+        const g = groupOf.get(c.span.span_id);
+        if (!g || g.parentId !== parentId) { go(c, depth); continue; }
+        if (shown.has(g)) continue;
+        shown.add(g);
+        out.push({ group: g, depth });
+        if (opened.has(g.key)) g.members.forEach((m) => go(m, depth + 1));
+      }
+    };
+    children(roots, '', 0);
     return out;
   }
 
-  function draw(focusId?: string): void {
+  function draw(focusSelector?: string): void {
     const list = visible();
-    replace(rows, list.map(row));
+    replace(rows, list.map((it) => ('group' in it ? groupRow(it.group, it.depth) : row(it.node, it.depth))));
     matchCount.textContent = filter ? `${t.spans.filter(matches).length} match` : '';
-    if (focusId) rows.querySelector<HTMLElement>(`[data-span-id="${CSS.escape(focusId)}"] .span-label`)?.focus();
+    if (focusSelector) rows.querySelector<HTMLElement>(focusSelector)?.focus();
   }
 
-  function keyNav(e: KeyboardEvent, spanId: string, n: Node): void {
+  function spanSelector(spanId: string): string {
+    return `[data-span-id="${CSS.escape(spanId)}"] .span-label`;
+  }
+
+  /** Up/Down move between rows; Left folds and Right opens the row, where it can. */
+  function keyNav(e: KeyboardEvent, fold?: () => void, open?: () => void): void {
     const labels = [...rows.querySelectorAll<HTMLButtonElement>('.span-label')];
     const i = labels.indexOf(e.currentTarget as HTMLButtonElement);
     if (e.key === 'ArrowDown') labels[Math.min(labels.length - 1, i + 1)]?.focus();
     else if (e.key === 'ArrowUp') labels[Math.max(0, i - 1)]?.focus();
-    else if (e.key === 'ArrowLeft' && n.children.length && !collapsed.has(spanId)) { collapsed.add(spanId); draw(spanId); }
-    else if (e.key === 'ArrowRight' && collapsed.has(spanId)) { collapsed.delete(spanId); draw(spanId); }
+    else if (e.key === 'ArrowLeft' && fold) fold();
+    else if (e.key === 'ArrowRight' && open) open();
     else return;
     e.preventDefault();
   }

@@ -169,12 +169,14 @@ function scatter(box: HTMLElement, tip: HTMLElement, traces: TraceSummary[]): { 
   const xRange: uPlot.Range.MinMax = [x0 - pad, x1 + pad];
   const opts: uPlot.Options = {
     width: width(),
-    height: 170,
+    height: 184,
     legend: { show: false },
     cursor: { points: { show: false }, x: false, y: false, drag: { x: false, y: false, setScale: false } },
     scales: { x: { time: true, range: (): uPlot.Range.MinMax => xRange }, y: spread > 50 ? { distr: 3 } : { range: (_u, _min, max) => [0, max * 1.1 || 1] } },
     axes: [
-      { stroke: '#495057', grid: { stroke: '#e9ecef' }, ticks: { stroke: '#dee2e6' } },
+      // One line per tick (uPlot's default adds a date line under the first
+      // tick that collides with its neighbours); the date goes in the axis label.
+      { stroke: '#495057', grid: { stroke: '#e9ecef' }, ticks: { stroke: '#dee2e6' }, size: 30, values: clockTicks, label: dateLabel(xRange), labelSize: 18, labelFont: '11px system-ui, sans-serif', labelGap: 2 },
       { stroke: '#495057', grid: { stroke: '#e9ecef' }, ticks: { stroke: '#dee2e6' }, size: 64, values: (_u, vals) => vals.map((v) => (v == null ? '' : fmt.ms(v))) },
     ],
     series: [
@@ -219,7 +221,29 @@ function scatter(box: HTMLElement, tip: HTMLElement, traces: TraceSummary[]): { 
     const t = nearest(e);
     if (t) navigate(`/trace/${encodeURIComponent(t.trace_id)}`);
   });
-  const resize = () => plot.setSize({ width: width(), height: 170 });
+  const resize = () => plot.setSize({ width: width(), height: 184 });
   window.addEventListener('resize', resize);
   return { plot, resize };
+}
+
+const pad2 = (n: number) => String(n).padStart(2, '0');
+
+/** Local clock time at each tick: seconds shown when ticks are under a minute apart, the day when a day or more. */
+function clockTicks(_u: uPlot, splits: number[], _axis: number, _space: number, incr: number): string[] {
+  return splits.map((v) => {
+    if (v == null) return '';
+    const d = new Date(v * 1000);
+    const hm = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+    if (incr >= 86_400) return `${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}`;
+    if (incr >= 3_600) return d.getHours() === 0 && d.getMinutes() === 0 ? `${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}` : hm;
+    return incr < 60 ? `${hm}:${pad2(d.getSeconds())}` : hm;
+  });
+}
+
+/** "Start time · 2026-11-29" (or the two dates the range spans). */
+function dateLabel([from, to]: uPlot.Range.MinMax): string {
+  const day = (sec: number) => fmt.time(sec * 1e6).slice(0, 10);
+  const a = day(from ?? 0);
+  const b = day(to ?? 0);
+  return `Start time (local) · ${a === b ? a : `${a} – ${b}`}`;
 }

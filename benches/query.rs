@@ -217,6 +217,7 @@ fn query(c: &mut Criterion) {
         ready: Arc::new(AtomicBool::new(true)),
         storm: Default::default(),
         graph_retention: Duration::from_secs(30 * 86_400),
+        limits: Default::default(),
     }));
     let big = |n: usize| {
         format!(

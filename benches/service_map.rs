@@ -153,6 +153,7 @@ fn map_latency(c: &mut Criterion) {
         ready: Arc::new(AtomicBool::new(true)),
         storm: Default::default(),
         graph_retention: Duration::from_secs(30 * 86_400),
+        limits: Default::default(),
     }));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let get = |uri: &str| -> usize {

@@ -147,6 +147,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         summary_keys: config.index.summary_keys(),
         ready: ready.clone(),
         graph_retention: config.graph.retention,
+        limits: api::QueryLimits::new(&config.query),
         storm: crate::storage::storm::StormRule {
             min_retries: config.detectors.storm_min_retries.min(i64::MAX as u64) as i64,
             ratio: config.detectors.storm_retry_ratio,

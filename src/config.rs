@@ -55,6 +55,7 @@ pub struct Config {
     pub detectors: DetectorsConfig,
     pub auth: AuthConfig,
     pub tls: TlsConfig,
+    pub query: QueryConfig,
 }
 
 impl Default for Config {
@@ -76,6 +77,7 @@ impl Default for Config {
             detectors: DetectorsConfig::default(),
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
+            query: QueryConfig::default(),
         }
     }
 }
@@ -320,6 +322,30 @@ impl Default for XrayConfig {
             receive_buffer_bytes: 8 << 20,
             max_segment_depth: 32,
             sampling_rules: vec![SamplingRule::default()],
+        }
+    }
+}
+
+/// What one query may cost (`[query]`): searches that reach a bound answer
+/// with what they found and say so in `warnings`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Longest a trace search (native or Jaeger) looks before answering.
+    #[serde(with = "humantime_serde")]
+    pub max_search_time: Duration,
+    /// Most spans one Jaeger search answer carries (it returns whole traces).
+    pub max_response_spans: usize,
+    /// Searches running at once; more wait up to 2 s, then get 503.
+    pub max_concurrent_searches: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            max_search_time: Duration::from_secs(3),
+            max_response_spans: 200_000,
+            max_concurrent_searches: 4,
         }
     }
 }
@@ -584,6 +610,15 @@ impl Config {
                     "every user needs a name without ':' and a password",
                 );
             }
+        }
+        if self.query.max_search_time.is_zero()
+            || self.query.max_response_spans == 0
+            || self.query.max_concurrent_searches == 0
+        {
+            return invalid(
+                "query",
+                "max_search_time, max_response_spans and max_concurrent_searches must be above zero",
+            );
         }
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return invalid("tls", "give both cert_file and key_file, or neither");

@@ -20,6 +20,9 @@ pub enum ApiError {
     Storage(#[from] StorageError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// Too many heavy queries at once: retry after a second.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl ApiError {
@@ -29,17 +32,26 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let busy = matches!(self, Self::Busy(_));
+        let mut response = (
             self.status(),
             Json(serde_json::json!({"error": self.to_string()})),
         )
-            .into_response()
+            .into_response();
+        if busy {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 

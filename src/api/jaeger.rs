@@ -27,9 +27,6 @@ use crate::storage::IndexTag;
 
 /// Most candidate traces one search loads before answering.
 const SEARCH_CANDIDATES: usize = 5_000;
-/// How long one search may spend loading candidates before answering with
-/// what it found.
-const SEARCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Serialize)]
 struct Envelope<T: Serialize> {
@@ -348,6 +345,11 @@ pub async fn search_traces(
         Err(error) => return error_envelope(error),
     };
     let keys = state.summary_keys.clone();
+    let _turn = match state.limits.search_turn().await {
+        Ok(turn) => turn,
+        Err(error) => return error_envelope(error),
+    };
+    let (search_time, response_spans) = (state.limits.search_time, state.limits.response_spans);
     let result = state
         .blocking(move |store| {
             let started = std::time::Instant::now();
@@ -364,19 +366,27 @@ pub async fn search_traces(
             let candidates = hits.len();
             let mut found = Vec::new();
             let mut warning = None;
+            let mut spans = 0;
             for (n, hit) in hits.into_iter().enumerate() {
                 if found.len() >= limit {
                     break;
                 }
-                if started.elapsed() > SEARCH_DEADLINE {
+                if started.elapsed() > search_time {
                     warning = Some(format!(
-                        "search stopped after {}s having examined {n} of {candidates} traces; narrow the time range or add filters",
-                        SEARCH_DEADLINE.as_secs()
+                        "search stopped after {search_time:?} having examined {n} of {candidates} traces; narrow the time range or add filters",
                     ));
                     break;
                 }
                 if let Some(trace) = store.trace(hit.trace_id)? {
                     if trace.spans.iter().any(|s| criteria.matches(s)) {
+                        spans += trace.spans.len();
+                        if spans > response_spans && !found.is_empty() {
+                            warning = Some(format!(
+                                "answer stopped at {} traces: the next would pass {response_spans} spans; lower the limit",
+                                found.len()
+                            ));
+                            break;
+                        }
                         found.push(trace);
                     }
                 }

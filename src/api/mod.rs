@@ -36,6 +36,47 @@ pub struct ApiState {
     pub storm: crate::storage::storm::StormRule,
     /// How long graph aggregates are kept (`[graph] retention`).
     pub graph_retention: std::time::Duration,
+    /// Bounds on what one search may cost (`[query]`).
+    pub limits: QueryLimits,
+}
+
+/// What one search may cost: its time, the spans one answer carries, and how
+/// many searches run at once (`[query]`). A search that reaches a bound
+/// answers with what it found and says so in `warnings`; one that cannot
+/// start within `QUEUE_WAIT` gets 503 with `Retry-After`.
+pub struct QueryLimits {
+    pub search_time: std::time::Duration,
+    pub response_spans: usize,
+    searches: tokio::sync::Semaphore,
+}
+
+/// How long a search waits for one of the running ones to finish.
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl QueryLimits {
+    pub fn new(config: &crate::config::QueryConfig) -> Self {
+        Self {
+            search_time: config.max_search_time,
+            response_spans: config.max_response_spans,
+            searches: tokio::sync::Semaphore::new(config.max_concurrent_searches),
+        }
+    }
+
+    /// A turn to search, waiting up to `QUEUE_WAIT` for one.
+    pub(crate) async fn search_turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        match tokio::time::timeout(QUEUE_WAIT, self.searches.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ApiError::Busy(
+                "too many searches running; retry in a second".into(),
+            )),
+        }
+    }
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self::new(&crate::config::QueryConfig::default())
+    }
 }
 
 impl ApiState {
@@ -124,4 +165,27 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(probes::metrics))
         .fallback(ui::serve)
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse;
+
+    #[tokio::test]
+    async fn a_search_past_the_concurrency_bound_gets_503_with_retry_after() {
+        let limits = QueryLimits::new(&crate::config::QueryConfig {
+            max_concurrent_searches: 1,
+            ..Default::default()
+        });
+        let running = limits.search_turn().await.unwrap();
+        let started = std::time::Instant::now();
+        let refused = limits.search_turn().await.unwrap_err();
+        assert!(started.elapsed() >= QUEUE_WAIT);
+        let response = refused.into_response();
+        assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
+        drop(running);
+        let _again = limits.search_turn().await.unwrap();
+    }
 }

@@ -30,12 +30,26 @@ pub async fn search_traces(
     let query = SearchQuery::parse(&params)?;
     let (limit, by_duration) = (query.limit, query.by_duration);
     let keys = state.summary_keys.clone();
-    let found = state
+    let _turn = state.limits.search_turn().await?;
+    let search_time = state.limits.search_time;
+    let (found, warning) = state
         .blocking(move |store| {
+            let started = std::time::Instant::now();
             let (tag, value) = query.index_term(&keys);
             let hits = store.scan_index(tag, &value, query.start_us, query.end_us, SCAN_CAP)?;
+            let candidates = hits.len();
             let mut summaries = Vec::new();
-            for hit in hits {
+            let mut warning = (candidates == SCAN_CAP).then(|| {
+                format!("only the newest {SCAN_CAP} traces of the range were examined; narrow the range or add filters")
+            });
+            for (n, hit) in hits.into_iter().enumerate() {
+                if started.elapsed() > search_time {
+                    warning = Some(format!(
+                        "search stopped after {:?} having examined {n} of {candidates} traces; narrow the range or add filters",
+                        search_time
+                    ));
+                    break;
+                }
                 let duration = Duration::from_micros(hit.duration_us);
                 if query.min_duration.is_some_and(|min| duration < min)
                     || query.max_duration.is_some_and(|max| duration > max)
@@ -50,11 +64,13 @@ pub async fn search_traces(
                 if query.matches(&summary, &keys) && query.matches_spans(store, &summary, &keys)? {
                     summaries.push(summary);
                     if !query.by_duration && summaries.len() >= query.limit {
+                        // Enough found: what was left unexamined is no loss.
+                        warning = None;
                         break;
                     }
                 }
             }
-            Ok(summaries)
+            Ok((summaries, warning))
         })
         .await?;
     let mut summaries = found;
@@ -62,9 +78,13 @@ pub async fn search_traces(
         summaries.sort_by_key(|s| std::cmp::Reverse(s.duration_ns));
     }
     summaries.truncate(limit);
-    Ok(Json(json!({
+    let mut body = json!({
         "traces": summaries.iter().map(summary_json).collect::<Vec<_>>(),
-    })))
+    });
+    if let Some(warning) = warning {
+        body["warnings"] = json!([warning]);
+    }
+    Ok(Json(body))
 }
 
 /// The filters of `GET /api/v1/traces` (API.md), parsed and checked.

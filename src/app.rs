@@ -193,7 +193,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
                 telemetry: telemetry.clone(),
             },
         );
-        let mut builder = tonic::transport::Server::builder();
+        let mut builder = tonic::transport::Server::builder()
+            .max_concurrent_streams(config.connections.max_concurrent_streams)
+            .http2_max_header_list_size(config.connections.max_header_bytes as u32);
         if let Some(tls) = &tls {
             builder = builder
                 .tls_config(tls.tonic())
@@ -222,6 +224,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         otlp_http_listener,
         auth::guard(otlp::http::router(receiver), otlp_http_gate),
         tls.as_ref(),
+        &config.connections,
         shutdown.clone(),
     )?;
     spawn_axum(
@@ -230,6 +233,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         http_listener,
         auth::guard(api::router(api_state), query_gate),
         tls.as_ref(),
+        &config.connections,
         shutdown.clone(),
     )?;
     spawn_axum(
@@ -238,6 +242,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         zipkin_listener,
         auth::guard(zipkin::router(zipkin_receiver), zipkin_gate),
         tls.as_ref(),
+        &config.connections,
         shutdown.clone(),
     )?;
     // X-Ray SDKs reach the daemon's sampling API over plain HTTP with no
@@ -249,6 +254,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         xray_tcp,
         xray::sampling::router(config.xray.sampling_rules.clone()),
         None,
+        &config.connections,
         shutdown.clone(),
     )?;
     {
@@ -411,8 +417,10 @@ fn spawn_axum(
     listener: TcpListener,
     router: axum::Router,
     tls: Option<&Tls>,
+    limits: &crate::config::ConnectionsConfig,
     token: CancellationToken,
 ) -> Result<(), AppError> {
+    let limits = limits.clone();
     if let Some(tls) = tls {
         let addr = local_addr(&listener);
         let listener = tls.listener(listener).map_err(|source| AppError::Bind {
@@ -421,13 +429,8 @@ fn spawn_axum(
             source,
         })?;
         servers.spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await
-                .map_err(|e| AppError::Server {
-                    listener: listener_name,
-                    message: e.to_string(),
-                })
+            crate::serve::serve(listener, router, &limits, token).await;
+            Ok(())
         });
         return Ok(());
     }
@@ -439,13 +442,8 @@ fn spawn_axum(
                 tracing::debug!(%error, "TCP_NODELAY not set");
             }
         });
-        axum::serve(listener, router)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
-            .map_err(|e| AppError::Server {
-                listener: listener_name,
-                message: e.to_string(),
-            })
+        crate::serve::serve(listener, router, &limits, token).await;
+        Ok(())
     });
     Ok(())
 }

@@ -56,6 +56,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub tls: TlsConfig,
     pub query: QueryConfig,
+    pub connections: ConnectionsConfig,
 }
 
 impl Default for Config {
@@ -78,6 +79,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
             query: QueryConfig::default(),
+            connections: ConnectionsConfig::default(),
         }
     }
 }
@@ -322,6 +324,38 @@ impl Default for XrayConfig {
             receive_buffer_bytes: 8 << 20,
             max_segment_depth: 32,
             sampling_rules: vec![SamplingRule::default()],
+        }
+    }
+}
+
+/// Bounds on the HTTP listeners' connections (`[connections]`; `serve`):
+/// what keeps a slow or hostile client from holding a port. The gRPC
+/// listener takes `max_concurrent_streams` and `max_header_bytes` too.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsConfig {
+    /// Open connections per listener; past it, new ones wait to be accepted.
+    pub max_per_listener: usize,
+    /// HTTP/1: a request's headers must arrive within this.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection with no bytes moving either way this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// HTTP/2 streams one connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Largest request header block, HTTP/1 and HTTP/2.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        Self {
+            max_per_listener: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            max_concurrent_streams: 256,
+            max_header_bytes: 64 << 10,
         }
     }
 }
@@ -618,6 +652,18 @@ impl Config {
             return invalid(
                 "query",
                 "max_search_time, max_response_spans and max_concurrent_searches must be above zero",
+            );
+        }
+        let c = &self.connections;
+        if c.max_per_listener == 0
+            || c.header_read_timeout.is_zero()
+            || c.idle_timeout.is_zero()
+            || c.max_concurrent_streams == 0
+            || !(1024..=16 << 20).contains(&c.max_header_bytes)
+        {
+            return invalid(
+                "connections",
+                "limits and timeouts must be above zero, max_header_bytes from 1024 to 16 MiB",
             );
         }
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {

@@ -24,5 +24,6 @@ pub mod loadgen;
 pub mod model;
 pub mod receivers;
 pub mod security;
+pub mod serve;
 pub mod storage;
 pub mod telemetry;

@@ -218,6 +218,7 @@ fn query(c: &mut Criterion) {
         storm: Default::default(),
         graph_retention: Duration::from_secs(30 * 86_400),
         limits: Default::default(),
+        disk: None,
     }));
     let big = |n: usize| {
         format!(

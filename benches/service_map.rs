@@ -154,6 +154,7 @@ fn map_latency(c: &mut Criterion) {
         storm: Default::default(),
         graph_retention: Duration::from_secs(30 * 86_400),
         limits: Default::default(),
+        disk: None,
     }));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let get = |uri: &str| -> usize {

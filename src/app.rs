@@ -102,13 +102,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     // A sender waiting here still holds its request's in-flight reservation,
     // so a slow assembly turns into retryable refusals, not memory.
     let (arrivals_tx, arrivals_rx) = tokio::sync::mpsc::channel(16);
+    let disk = crate::storage::disk::DiskSpace::new(
+        &config.data_dir,
+        config.storage.min_free_disk_mb << 20,
+    );
     let ingest = Arc::new(
         Ingest::new(
             trace_store.clone(),
             config.limits.max_inflight_bytes,
             telemetry.clone(),
         )
-        .with_assembly(arrivals_tx),
+        .with_assembly(arrivals_tx)
+        .with_disk(disk.clone()),
     );
     let assembler = Assembler {
         store: trace_store.clone(),
@@ -148,6 +153,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         ready: ready.clone(),
         graph_retention: config.graph.retention,
         limits: api::QueryLimits::new(&config.query),
+        disk: Some(disk.clone()),
         storm: crate::storage::storm::StormRule {
             min_retries: config.detectors.storm_min_retries.min(i64::MAX as u64) as i64,
             ratio: config.detectors.storm_retry_ratio,
@@ -297,6 +303,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
                     listener: "retention",
                     message: e.to_string(),
                 })
+        });
+    }
+    {
+        let watch = disk.watch(shutdown.clone());
+        servers.spawn(async move {
+            watch.await;
+            Ok(())
         });
     }
     ready.store(true, Ordering::Release);

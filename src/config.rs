@@ -130,6 +130,10 @@ pub struct StorageConfig {
     /// When above zero, the oldest hours of data are deleted early while the
     /// store takes more than this many MiB on disk.
     pub max_disk_mb: u64,
+    /// Spans are refused (retryably) while the data directory's filesystem
+    /// has less than this many MiB free, and accepted again once it has
+    /// (`storage::disk`); 0 turns the check off.
+    pub min_free_disk_mb: u64,
 }
 
 impl Default for StorageConfig {
@@ -140,6 +144,7 @@ impl Default for StorageConfig {
             retention: Duration::from_secs(72 * 3600),
             retention_check_interval: Duration::from_secs(60),
             max_disk_mb: 0,
+            min_free_disk_mb: 256,
         }
     }
 }

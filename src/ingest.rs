@@ -27,6 +27,8 @@ pub enum IngestError {
     Storage(#[from] StorageError),
     #[error("storage writer stopped")]
     WriterStopped,
+    #[error("the disk is almost full ({free_mib} MiB free, {reserve_mib} MiB kept in reserve); retry later")]
+    DiskFull { free_mib: u64, reserve_mib: u64 },
 }
 
 /// Room reserved in the in-flight budget; released when dropped.
@@ -48,6 +50,8 @@ pub struct Ingest {
     telemetry: Arc<Telemetry>,
     /// Where durable writes are reported for assembly, when it runs.
     arrivals: Option<mpsc::Sender<Vec<Arrival>>>,
+    /// The data directory's free space: no room, no new spans.
+    disk: Option<Arc<crate::storage::disk::DiskSpace>>,
 }
 
 impl Ingest {
@@ -62,7 +66,14 @@ impl Ingest {
             budget: Arc::new(Semaphore::new(units)),
             telemetry,
             arrivals: None,
+            disk: None,
         }
+    }
+
+    /// Refuses spans while `disk` is below its reserve.
+    pub fn with_disk(mut self, disk: Arc<crate::storage::disk::DiskSpace>) -> Self {
+        self.disk = Some(disk);
+        self
     }
 
     /// Reports every durable write to assembly. The channel is bounded: when
@@ -76,6 +87,12 @@ impl Ingest {
     /// Reserves room for a request of `bytes` (its decoded wire size), or
     /// refuses at once when the budget is spent.
     pub fn reserve(&self, bytes: usize) -> Result<Reservation, IngestError> {
+        if let Some(disk) = self.disk.as_ref().filter(|d| d.is_full()) {
+            return Err(IngestError::DiskFull {
+                free_mib: disk.free_bytes() >> 20,
+                reserve_mib: disk.reserve_bytes() >> 20,
+            });
+        }
         let units = bytes.div_ceil(BUDGET_UNIT).max(1);
         let units = u32::try_from(units).map_err(|_| IngestError::Overloaded)?;
         let permit = self

@@ -38,6 +38,8 @@ pub struct ApiState {
     pub graph_retention: std::time::Duration,
     /// Bounds on what one search may cost (`[query]`).
     pub limits: QueryLimits,
+    /// The data directory's free space, for readiness.
+    pub disk: Option<Arc<crate::storage::disk::DiskSpace>>,
 }
 
 /// What one search may cost: its time, the spans one answer carries, and how

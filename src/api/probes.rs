@@ -14,10 +14,19 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    if !state.ready.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting".to_string());
+    }
+    match state.disk.as_ref().filter(|d| d.is_full()) {
+        Some(disk) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "disk almost full: {} MiB free, storage.min_free_disk_mb is {}; spans are refused until space returns",
+                disk.free_bytes() >> 20,
+                disk.reserve_bytes() >> 20
+            ),
+        ),
+        None => (StatusCode::OK, "ready".to_string()),
     }
 }
 

@@ -32,6 +32,7 @@ impl ExportError {
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::UnsupportedEncoding(_) => "unsupported_encoding",
             Self::Ingest(IngestError::Overloaded) => "overloaded",
+            Self::Ingest(IngestError::DiskFull { .. }) => "disk_full",
             Self::Ingest(_) => "storage_unavailable",
         }
     }

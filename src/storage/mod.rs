@@ -5,6 +5,7 @@
 //! Both pass the same conformance suite (`conformance`).
 
 pub mod codec;
+pub mod disk;
 pub mod findings;
 pub mod graph;
 pub mod keys;

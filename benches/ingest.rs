@@ -4,6 +4,9 @@
 //! Stages, each reported in spans/s:
 //! - `decode`: prost decode of the request only;
 //! - `decode_convert`: decode and conversion to `model::Span`;
+//! - `decode_convert_limits`: and the per-span limits ingest enforces (spans
+//!   within them, the common case);
+//! - `span_limits_check`: those checks alone on already converted spans;
 //! - `decode_convert_encode`: and grouping and our storage encoding (no write);
 //! - `end_to_end`: decode, convert, group by trace, encode and write one
 //!   RocksDB batch (WAL, no fsync) — what an acknowledged request costs;
@@ -15,7 +18,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use tracemap::ingest::group_by_trace;
+use tracemap::ingest::{group_by_trace, SpanLimits};
 use tracemap::receivers::otlp::convert::convert_request;
 use tracemap::storage::codec::{decode_chunk, encode_chunk};
 use tracemap::storage::rocks::{RocksOptions, RocksStore};
@@ -51,6 +54,32 @@ fn ingest(c: &mut Criterion) {
             let request =
                 ExportTraceServiceRequest::decode(&payloads[i % payloads.len()][..]).unwrap();
             convert_request(request)
+        })
+    });
+    let limits = SpanLimits::default();
+    group.bench_function("decode_convert_limits", |b| {
+        b.iter(|| {
+            i += 1;
+            let request =
+                ExportTraceServiceRequest::decode(&payloads[i % payloads.len()][..]).unwrap();
+            let mut converted = convert_request(request);
+            for span in &mut converted.spans {
+                limits.enforce(span);
+            }
+            converted
+        })
+    });
+    // The checks alone, on converted spans within the limits (read-only, so
+    // the same spans serve every iteration).
+    let mut converted =
+        convert_request(ExportTraceServiceRequest::decode(&payloads[0][..]).unwrap()).spans;
+    group.bench_function("span_limits_check", |b| {
+        b.iter(|| {
+            converted
+                .iter_mut()
+                .map(|span| limits.enforce(span) != Default::default())
+                .filter(|cut| *cut)
+                .count()
         })
     });
     group.bench_function("decode_convert_encode", |b| {

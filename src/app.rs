@@ -14,7 +14,7 @@ use crate::analysis::{Analyzer, FindingMetrics};
 use crate::api::{self, ApiState};
 use crate::assembly::Assembler;
 use crate::config::{AckMode, Config, ConfigError};
-use crate::ingest::Ingest;
+use crate::ingest::{Ingest, TraceSpanCounts};
 use crate::receivers::otlp::{self, OtlpReceiver};
 use crate::receivers::xray::{self, udp::XrayUdp};
 use crate::receivers::zipkin::{self, ZipkinReceiver};
@@ -112,6 +112,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             config.limits.max_inflight_bytes,
             telemetry.clone(),
         )
+        .with_limits(
+            config.limits.span_limits(),
+            Arc::new(TraceSpanCounts::new(config.limits.max_spans_per_trace)),
+        )
         .with_assembly(arrivals_tx)
         .with_disk(disk.clone()),
     );
@@ -129,6 +133,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             finding_metrics,
         )),
         completed: None,
+        span_counts: ingest.span_counts(),
     };
     let xray_receiver = Arc::new(XrayUdp {
         ingest: ingest.clone(),

@@ -434,7 +434,7 @@ impl Serialize for SpanOut<'_> {
             version: &'a str,
         }
         let span = self.0;
-        let mut map = serializer.serialize_map(Some(14))?;
+        let mut map = serializer.serialize_map(Some(17))?;
         map.serialize_entry("span_id", &span.span_id.to_string())?;
         map.serialize_entry(
             "parent_span_id",
@@ -471,6 +471,10 @@ impl Serialize for SpanOut<'_> {
                 })
                 .collect::<Vec<_>>(),
         )?;
+        // What limits (the client's SDK or tracemap's) dropped, as OTLP counts it.
+        map.serialize_entry("dropped_attributes_count", &span.dropped_attributes)?;
+        map.serialize_entry("dropped_events_count", &span.dropped_events)?;
+        map.serialize_entry("dropped_links_count", &span.dropped_links)?;
         map.serialize_entry("resource", &AttrsOut(&span.resource.attributes))?;
         map.serialize_entry(
             "scope",

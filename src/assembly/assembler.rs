@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::journal::JournalRefs;
 use super::open::{Pending, Prepared};
 use super::{Analysis, OpenTraces};
-use crate::ingest::now_us;
+use crate::ingest::{now_us, TraceSpanCounts};
 use crate::model::{GraphBatch, Span, SummaryKeys, Trace, TraceId, TraceSummary};
 use crate::storage::{merge_chunks, JournalKey, OperationName, StorageError, TraceStore};
 use crate::telemetry::Telemetry;
@@ -43,6 +43,9 @@ pub struct Assembler {
     pub analysis: Arc<dyn Analysis>,
     /// Where completed traces go next (the detectors), when there is one.
     pub completed: Option<mpsc::Sender<Trace>>,
+    /// Ingest's per-trace span counts: a completed trace's count is retired,
+    /// its stored summary holds it from then on.
+    pub span_counts: Arc<TraceSpanCounts>,
 }
 
 impl Assembler {
@@ -160,6 +163,10 @@ impl Assembler {
             match result {
                 Ok(Ok(traces)) => {
                     refs.release(held);
+                    for trace in &traces {
+                        self.span_counts
+                            .retire(trace.trace_id, trace.last_received_us);
+                    }
                     for trace in traces {
                         self.telemetry.trace_completed(early);
                         if let Some(next) = &self.completed {

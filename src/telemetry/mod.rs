@@ -26,6 +26,7 @@ pub struct Telemetry {
     registry: Registry,
     spans_received: Family<ReceiverLabels, Counter>,
     spans_rejected: Family<RejectLabels, Counter>,
+    spans_truncated: Family<RejectLabels, Counter>,
     requests_rejected: Family<RejectLabels, Counter>,
     inflight_bytes: Gauge,
     spans_stored: Counter,
@@ -66,6 +67,12 @@ impl Telemetry {
             "tracemap_spans_rejected",
             "Spans refused one by one (invalid ids, limits), by receiver and reason",
             spans_rejected.clone(),
+        );
+        let spans_truncated = Family::<RejectLabels, Counter>::default();
+        registry.register(
+            "tracemap_spans_truncated",
+            "Spans stored cut to the limits (attributes, attribute_value, events, links dropped or cut), by receiver and reason",
+            spans_truncated.clone(),
         );
         let requests_rejected = Family::<RejectLabels, Counter>::default();
         registry.register(
@@ -144,6 +151,7 @@ impl Telemetry {
             traces_completed_early,
             spans_received,
             spans_rejected,
+            spans_truncated,
             requests_rejected,
             inflight_bytes,
             spans_stored,
@@ -159,6 +167,13 @@ impl Telemetry {
 
     pub fn spans_rejected(&self, receiver: &'static str, reason: &'static str, count: u64) {
         self.spans_rejected
+            .get_or_create(&RejectLabels { receiver, reason })
+            .inc_by(count);
+    }
+
+    /// Spans stored after being cut to a limit; `reason` names the limit.
+    pub fn spans_truncated(&self, receiver: &'static str, reason: &'static str, count: u64) {
+        self.spans_truncated
             .get_or_create(&RejectLabels { receiver, reason })
             .inc_by(count);
     }

@@ -35,14 +35,23 @@ impl OtlpReceiver {
                 .spans_rejected(receiver, why.reason(), *count);
         }
         let rejected = converted.rejected_count();
-        let accepted = converted.spans.len() as u64;
-        let error_message = converted.error_message;
-        if let Err(error) = self.ingest.write(converted.spans).await {
-            let error = ExportError::from(error);
-            self.telemetry.request_rejected(receiver, error.reason());
-            return Err(error);
+        let mut error_message = converted.error_message;
+        let written = match self.ingest.write(receiver, converted.spans).await {
+            Ok(written) => written,
+            Err(error) => {
+                let error = ExportError::from(error);
+                self.telemetry.request_rejected(receiver, error.reason());
+                return Err(error);
+            }
+        };
+        self.telemetry.spans_received(receiver, written.stored);
+        if let Some(refusal) = written.refusal {
+            if !error_message.is_empty() {
+                error_message.push_str("; ");
+            }
+            error_message.push_str(&refusal);
         }
-        self.telemetry.spans_received(receiver, accepted);
+        let rejected = rejected + written.refused;
         let partial_success = (rejected > 0).then_some(ExportTracePartialSuccess {
             rejected_spans: rejected as i64,
             error_message,

@@ -168,8 +168,9 @@ async fn write_batches(mut queue: mpsc::Receiver<Batch>, receiver: Arc<XrayUdp>)
             .flat_map(|b| std::mem::take(&mut b.spans))
             .collect();
         let count = spans.len() as u64;
-        match receiver.ingest.write(spans).await {
-            Ok(()) => receiver.telemetry.spans_received(XRAY, count),
+        // Spans over a trace's limit are counted by ingest; UDP has no answer.
+        match receiver.ingest.write(XRAY, spans).await {
+            Ok(written) => receiver.telemetry.spans_received(XRAY, written.stored),
             Err(error) => {
                 tracing::warn!(%error, spans = count, "X-Ray spans could not be stored");
                 receiver

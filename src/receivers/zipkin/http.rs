@@ -15,7 +15,9 @@
 //! - A body that is not a JSON list of spans is 400 with a message. Spans with
 //!   invalid ids are refused one by one and counted; the rest are stored, and
 //!   the 202 body says how many were refused (Zipkin has no partial-success
-//!   answer, so reporters ignore it; people with curl read it).
+//!   answer, so reporters ignore it; people with curl read it). Spans over
+//!   `limits.max_spans_per_trace` are refused the same way; spans over the
+//!   per-span limits are cut and stored (see `ingest`).
 
 use std::sync::Arc;
 
@@ -81,16 +83,21 @@ async fn receive(
     for (why, _) in &converted.rejected {
         receiver.telemetry.spans_rejected(ZIPKIN, why.reason(), 1);
     }
-    let refused = converted.rejected.first().map(|(_, first)| {
+    let total = converted.rejected.len() + converted.spans.len();
+    let mut refused = converted.rejected.first().map(|(_, first)| {
         format!(
-            "{} of {} span(s) refused; first: {first}",
+            "{} of {total} span(s) refused; first: {first}",
             converted.rejected.len(),
-            converted.rejected.len() + converted.spans.len()
         )
     });
-    let accepted = converted.spans.len() as u64;
-    receiver.ingest.write(converted.spans).await?;
-    receiver.telemetry.spans_received(ZIPKIN, accepted);
+    let written = receiver.ingest.write(ZIPKIN, converted.spans).await?;
+    receiver.telemetry.spans_received(ZIPKIN, written.stored);
+    if let Some(refusal) = written.refusal {
+        refused = Some(match refused {
+            Some(first) => format!("{first}; {refusal}"),
+            None => refusal,
+        });
+    }
     Ok(refused)
 }
 

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod limits;
+
+pub use limits::Limits;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}: {source}")]
@@ -80,26 +84,6 @@ impl Default for Config {
             tls: TlsConfig::default(),
             query: QueryConfig::default(),
             connections: ConnectionsConfig::default(),
-        }
-    }
-}
-
-/// Limits on what a client may send.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest OTLP or Zipkin request accepted, in bytes, measured after decompression.
-    pub max_message_bytes: usize,
-    /// Bytes of requests being decoded and written at once; beyond it requests
-    /// are refused with a retryable status rather than queued.
-    pub max_inflight_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_message_bytes: 16 << 20,
-            max_inflight_bytes: 256 << 20,
         }
     }
 }
@@ -543,15 +527,7 @@ impl Config {
                 reason: reason.to_string(),
             })
         };
-        if self.limits.max_message_bytes == 0 {
-            return invalid("limits.max_message_bytes", "must be above zero");
-        }
-        if self.limits.max_inflight_bytes < self.limits.max_message_bytes {
-            return invalid(
-                "limits.max_inflight_bytes",
-                "must be at least limits.max_message_bytes, or no request of the largest size could ever be accepted",
-            );
-        }
+        self.limits.validate()?;
         if self.assembly.trace_idle.is_zero() {
             return invalid("assembly.trace_idle", "must be above zero");
         }
@@ -742,7 +718,7 @@ mod tests {
     /// parses, and says what the code does.
     #[test]
     fn the_readme_lists_the_defaults() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         let block = readme
             .split("```toml\n")
             .nth(1)

@@ -32,12 +32,17 @@ async fn healthy(api: &str, within: Duration) {
     assert_eq!(response.status(), 200);
 }
 
+/// The tests here run one at a time: one counts the process's descriptors,
+/// and every one wants the server's CPU to itself.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_loris_connections_are_cut_off_and_others_get_served() {
+    let _serial = SERIAL.lock().await;
     let server = TestServer::start_with(|config| {
         config.connections.header_read_timeout = Duration::from_secs(1);
     })
@@ -96,6 +101,7 @@ async fn slow_loris_connections_are_cut_off_and_others_get_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_wait_and_idle_ones_are_closed() {
+    let _serial = SERIAL.lock().await;
     let server = TestServer::start_with(|config| {
         config.connections.max_per_listener = 16;
         config.connections.idle_timeout = Duration::from_secs(1);
@@ -158,6 +164,7 @@ async fn rapid_reset(addr: &str, path: &str, streams: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_rapid_resets_do_not_starve_normal_requests() {
+    let _serial = SERIAL.lock().await;
     let server = TestServer::start().await;
     let api = server.api_url.clone();
     let attacks = [
@@ -214,6 +221,7 @@ async fn http2_rapid_resets_do_not_starve_normal_requests() {
 
 #[tokio::test]
 async fn oversized_headers_are_refused_and_the_port_keeps_working() {
+    let _serial = SERIAL.lock().await;
     let server = TestServer::start().await;
     let client = reqwest::Client::new();
     let huge = "x".repeat(200 << 10);

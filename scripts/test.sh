@@ -13,6 +13,7 @@ export TRACEMAP_PYTHON="${TRACEMAP_PYTHON:-${TRACEMAP_VENV:-$HOME/.cache/tracema
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+bash scripts/deny.sh
 # Benches run once each in test mode, so they are known to work; the
 # measured runs are `cargo bench` (docs/performance.md).
 cargo test --benches --locked

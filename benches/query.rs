@@ -219,6 +219,7 @@ fn query(c: &mut Criterion) {
         graph_retention: Duration::from_secs(30 * 86_400),
         limits: Default::default(),
         disk: None,
+        storage_problem: Default::default(),
     }));
     let big = |n: usize| {
         format!(

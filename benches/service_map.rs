@@ -155,6 +155,7 @@ fn map_latency(c: &mut Criterion) {
         graph_retention: Duration::from_secs(30 * 86_400),
         limits: Default::default(),
         disk: None,
+        storage_problem: Default::default(),
     }));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let get = |uri: &str| -> usize {

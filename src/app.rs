@@ -151,6 +151,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         max_message_bytes: config.limits.max_message_bytes,
     });
     let ready = Arc::new(AtomicBool::new(false));
+    let storage_problem = Arc::new(std::sync::RwLock::new(None));
     let api_state = Arc::new(ApiState {
         store: trace_store.clone(),
         telemetry: telemetry.clone(),
@@ -159,6 +160,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         graph_retention: config.graph.retention,
         limits: api::QueryLimits::new(&config.query),
         disk: Some(disk.clone()),
+        storage_problem: storage_problem.clone(),
         storm: crate::storage::storm::StormRule {
             min_retries: config.detectors.storm_min_retries.min(i64::MAX as u64) as i64,
             ratio: config.detectors.storm_retry_ratio,
@@ -315,6 +317,23 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         servers.spawn(async move {
             watch.await;
             Ok(())
+        });
+    }
+    {
+        // Every block read once, checksums checked, off the hot path: a
+        // corrupted file makes readiness false and says what to do.
+        let (store, problem) = (store.clone(), storage_problem.clone());
+        let (data_dir, token) = (config.data_dir.clone(), shutdown.clone());
+        tokio::task::spawn_blocking(move || match store.verify(&|| token.is_cancelled()) {
+            Ok(entries) => tracing::info!(entries, "storage check passed"),
+            Err(error) => {
+                let message = format!(
+                    "storage check failed: {error}; stop tracemap and run `tracemap repair --data-dir {}`",
+                    data_dir.display()
+                );
+                tracing::error!("{message}");
+                *problem.write().unwrap_or_else(|p| p.into_inner()) = Some(message);
+            }
         });
     }
     ready.store(true, Ordering::Release);

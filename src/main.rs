@@ -35,6 +35,9 @@ enum Command {
     Demo(DemoArgs),
     /// Send generated traces to a collector and report acknowledged spans/s and ack latency.
     Loadgen(LoadgenArgs),
+    /// Repair a stopped store whose storage check failed: keeps what can be read,
+    /// moves unreadable files to `lost/`, then checks the result.
+    Repair(RepairArgs),
 }
 
 #[derive(Args)]
@@ -221,12 +224,22 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let config = args.into_config()?;
+            let data_dir = config.data_dir.clone();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(async {
+            let result = runtime.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(stop_on_signal(shutdown.clone()));
                 tracemap::app::run(config, shutdown).await
-            })?;
+            });
+            with_repair_hint(result, &data_dir)?;
+        }
+        Command::Repair(args) => {
+            let data_dir = match (args.data_dir, args.config) {
+                (Some(dir), _) => dir,
+                (None, Some(path)) => Config::from_file(&path)?.data_dir,
+                (None, None) => Config::default().data_dir,
+            };
+            repair(&data_dir)?;
         }
         Command::Demo(args) => {
             let (config, scratch, options) = args.into_parts()?;
@@ -246,6 +259,49 @@ fn main() -> anyhow::Result<()> {
             print!("{report}");
         }
     }
+    Ok(())
+}
+
+#[derive(Args)]
+struct RepairArgs {
+    /// TOML config file naming the data directory.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory of the store to repair [default: the config's, or ./tracemap-data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// An error that says the store is damaged gets the way out added to it.
+fn with_repair_hint<T>(
+    result: Result<T, tracemap::app::AppError>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<T> {
+    result.map_err(|error| {
+        let text = error.to_string();
+        let error = anyhow::Error::new(error);
+        if text.contains("Corruption") || text.contains("corrupt") {
+            error.context(format!(
+                "the store in {dir} is damaged: run `tracemap repair --data-dir {dir}`, then start again",
+                dir = data_dir.display()
+            ))
+        } else {
+            error
+        }
+    })
+}
+
+/// `tracemap repair`: RocksDB's repairer, then a full read of the result.
+fn repair(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use tracemap::storage::rocks::{RocksOptions, RocksStore};
+    println!("repairing {} …", data_dir.display());
+    RocksStore::repair(data_dir).with_context(|| format!("repairing {}", data_dir.display()))?;
+    let store = RocksStore::open(data_dir, &RocksOptions::default())
+        .with_context(|| format!("opening {} after the repair", data_dir.display()))?;
+    let entries = store
+        .verify(&|| false)
+        .context("the repaired store still fails its check")?;
+    println!("repaired: {entries} entries readable; unreadable files, if any, are in lost/");
     Ok(())
 }
 

@@ -40,6 +40,8 @@ pub struct ApiState {
     pub limits: QueryLimits,
     /// The data directory's free space, for readiness.
     pub disk: Option<Arc<crate::storage::disk::DiskSpace>>,
+    /// What the storage check after start found wrong, for readiness.
+    pub storage_problem: Arc<std::sync::RwLock<Option<String>>>,
 }
 
 /// What one search may cost: its time, the spans one answer carries, and how

@@ -17,6 +17,14 @@ pub async fn readyz(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
     if !state.ready.load(Ordering::Acquire) {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting".to_string());
     }
+    if let Some(problem) = state
+        .storage_problem
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, problem);
+    }
     match state.disk.as_ref().filter(|d| d.is_full()) {
         Some(disk) => (
             StatusCode::SERVICE_UNAVAILABLE,

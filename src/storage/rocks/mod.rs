@@ -5,6 +5,7 @@
 //! a 16-byte key prefix; a prefix bloom filter keeps single-trace reads to a
 //! seek or two.
 
+mod check;
 mod findings;
 mod graph;
 mod graph_cache;

@@ -70,6 +70,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
 
 /// Opens storage and binds every listener; returns once they accept connections.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, AppError> {
+    start_with(config, shutdown, |store| store).await
+}
+
+/// `start`, with the store the pipeline uses passed through `wrap` first: a
+/// fault-injection seam for tests (a deliberately slow store over the real
+/// RocksDB, say). Shutdown still flushes the RocksDB store itself.
+pub async fn start_with(
+    config: Config,
+    shutdown: CancellationToken,
+    wrap: impl FnOnce(Arc<dyn TraceStore>) -> Arc<dyn TraceStore>,
+) -> Result<Running, AppError> {
     config.validate()?;
     let tls = Tls::load(&config.tls).map_err(AppError::Tls)?;
     let graph_metrics = GraphMetrics::default();
@@ -95,7 +106,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             source,
         })?;
     let store = Arc::new(store);
-    let trace_store: Arc<dyn TraceStore> = store.clone();
+    let trace_store: Arc<dyn TraceStore> = wrap(store.clone());
 
     // Arrivals carry the requests' decoded spans to assembly, whose table is
     // bounded by `max_open_bytes`; the channel holds a few requests at most.

@@ -1,7 +1,8 @@
 //! Overload: the real RocksDB behind a deliberately slow store (every write
-//! waits 40 ms), a 2 MiB in-flight budget, and 12 clients sending 256 KiB
-//! requests as fast as they are acknowledged, each retrying refused ones
-//! when `RetryInfo` says. The budget holds (the in-flight gauge never passes
+//! waits 40 ms), a 2 MiB in-flight budget, the process's address space
+//! capped (RLIMIT_AS, as `prlimit` sets it) at 1 GiB over what it uses when
+//! the flood starts, and 12 clients sending 256 KiB requests as fast as they
+//! are acknowledged, each retrying refused ones when `RetryInfo` says. The budget holds (the in-flight gauge never passes
 //! it; memory stays bounded), refusals are the retryable `UNAVAILABLE` with
 //! `RetryInfo`, and every acknowledged span is stored.
 
@@ -126,14 +127,31 @@ impl TraceStore for SlowStore {
     }
 }
 
-fn rss_bytes() -> u64 {
+fn status_bytes(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let kib: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap();
     kib * 1024
+}
+
+fn rss_bytes() -> u64 {
+    status_bytes("VmRSS:")
+}
+
+/// Caps the process's address space (`prlimit`'s RLIMIT_AS) at what it
+/// uses now plus `headroom`: past it, allocations fail and the test dies.
+fn cap_memory(headroom: u64) -> u64 {
+    let cap = status_bytes("VmSize:") + headroom;
+    let limit = libc::rlimit {
+        rlim_cur: cap,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: a valid rlimit for this process.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
+    cap
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,6 +182,7 @@ async fn a_slow_store_turns_a_flood_into_retries_not_memory_and_loses_nothing() 
     let grpc = format!("http://{}", running.otlp_grpc_addr);
     let api = format!("http://{}", running.http_addr);
     let rss_before = rss_bytes();
+    let cap = cap_memory(1 << 30);
 
     // The in-flight gauge, sampled while the flood runs.
     let done = CancellationToken::new();
@@ -258,10 +277,12 @@ async fn a_slow_store_turns_a_flood_into_retries_not_memory_and_loses_nothing() 
         }
     }
     eprintln!(
-        "{refusals} refusals; in flight at most {} KiB of {} KiB; RSS grew {} MiB",
+        "{refusals} refusals; in flight at most {} KiB of {} KiB; RSS grew {} MiB; address space capped at {} MiB, peak {} MiB",
         peak_inflight >> 10,
         BUDGET >> 10,
-        grown >> 20
+        grown >> 20,
+        cap >> 20,
+        status_bytes("VmPeak:") >> 20
     );
     shutdown.cancel();
     running.wait().await.unwrap();

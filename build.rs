@@ -37,7 +37,10 @@ const WEB_INPUTS: [&str; 7] = [
 ];
 
 fn build_web() {
-    for input in WEB_INPUTS {
+    // A path that does not exist (`web/public` while the UI has no static
+    // files) would make cargo rerun this script, and rebuild the crate, on
+    // every build.
+    for input in WEB_INPUTS.iter().filter(|input| Path::new(input).exists()) {
         println!("cargo:rerun-if-changed={input}");
     }
     println!("cargo:rerun-if-env-changed=TRACEMAP_WEB_DIST");

@@ -18,3 +18,7 @@ bash scripts/deny.sh
 # measured runs are `cargo bench` (docs/performance.md).
 cargo test --benches --locked
 cargo test --lib --bins --tests --locked
+# Every decoder fuzzed for 15 s from the seed corpus (scripts/fuzz.sh; the
+# longer run is in docs/reliability.md). The first run installs cargo-fuzz
+# and builds the targets (about 15 minutes on two cores, cached after).
+bash scripts/fuzz.sh 15

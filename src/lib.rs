@@ -15,10 +15,13 @@
 
 pub mod analysis;
 pub mod api;
+#[cfg(feature = "rocks")]
 pub mod app;
 pub mod assembly;
 pub mod config;
+#[cfg(feature = "rocks")]
 pub mod demo;
+pub mod fuzzing;
 pub mod ingest;
 pub mod loadgen;
 pub mod model;

@@ -78,7 +78,10 @@ impl<'a> FindingOut<'a> {
 }
 
 /// The filters both endpoints take.
-fn query(params: &[(String, String)], default_limit: usize) -> Result<FindingQuery, ApiError> {
+pub(crate) fn query(
+    params: &[(String, String)],
+    default_limit: usize,
+) -> Result<FindingQuery, ApiError> {
     let bad = |message: String| ApiError::BadRequest(message);
     let get = |key: &str| {
         params

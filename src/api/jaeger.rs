@@ -171,14 +171,14 @@ pub async fn operations(
 
 /// What `/api/traces` selects: a trace matches when one of its spans matches
 /// every criterion, as in Jaeger.
-struct SpanCriteria {
-    service: String,
-    operation: Option<String>,
-    tags: Vec<(String, String)>,
-    min_duration_us: Option<u64>,
-    max_duration_us: Option<u64>,
-    start_us: u64,
-    end_us: u64,
+pub(crate) struct SpanCriteria {
+    pub(crate) service: String,
+    pub(crate) operation: Option<String>,
+    pub(crate) tags: Vec<(String, String)>,
+    pub(crate) min_duration_us: Option<u64>,
+    pub(crate) max_duration_us: Option<u64>,
+    pub(crate) start_us: u64,
+    pub(crate) end_us: u64,
 }
 
 impl SpanCriteria {
@@ -195,7 +195,7 @@ impl SpanCriteria {
         }
     }
 
-    fn parse(params: &[(String, String)]) -> Result<(Self, usize), ApiError> {
+    pub(crate) fn parse(params: &[(String, String)]) -> Result<(Self, usize), ApiError> {
         let bad = |m: String| ApiError::BadRequest(m);
         let get = |key: &str| {
             params
@@ -301,7 +301,7 @@ pub(super) fn tag_matches(span: &Span, key: &str, value: &str) -> bool {
 }
 
 /// Go's duration syntax as Jaeger takes it: `1.5ms`, `100us`, `1m30s`.
-fn parse_go_duration_us(text: &str) -> Option<u64> {
+pub(crate) fn parse_go_duration_us(text: &str) -> Option<u64> {
     let mut rest = text.trim();
     if rest.is_empty() {
         return None;
@@ -466,7 +466,7 @@ pub(super) fn error_envelope(error: ApiError) -> Response {
 }
 
 /// Jaeger ids may come without leading zeros (64-bit ids); pad them back.
-fn parse_jaeger_trace_id(text: &str) -> Result<TraceId, ApiError> {
+pub(crate) fn parse_jaeger_trace_id(text: &str) -> Result<TraceId, ApiError> {
     if text.len() < 32 && !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return parse_trace_id(&format!("{text:0>32}"));
     }

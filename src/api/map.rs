@@ -215,25 +215,7 @@ pub async fn dependencies(
     State(state): State<Arc<ApiState>>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    let get = |key: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
-    let ms = |key: &str, default: u64| -> Result<u64, ApiError> {
-        match get(key) {
-            None | Some("") => Ok(default),
-            Some(v) => v
-                .parse::<u64>()
-                .map_err(|_| ApiError::BadRequest(format!("{key}: {v:?} is not a number of ms"))),
-        }
-    };
-    let range = ms("endTs", now_us() / 1_000).and_then(|end| {
-        let lookback = ms("lookback", 86_400_000)?;
-        Ok((end.saturating_sub(lookback) * 1_000, end * 1_000))
-    });
-    let (start_us, end_us) = match range {
+    let (start_us, end_us) = match dependencies_range(&params) {
         Ok((start_us, end_us)) => (state.graph_kept_from(start_us), end_us),
         Err(error) => return super::jaeger::error_envelope(error),
     };
@@ -261,4 +243,54 @@ pub async fn dependencies(
         })
         .collect();
     super::jaeger::ok(links)
+}
+
+/// The µs range of a dependencies request: `lookback` ms (default a day)
+/// before `endTs` ms (default now).
+pub(crate) fn dependencies_range(params: &[(String, String)]) -> Result<(u64, u64), ApiError> {
+    let get = |key: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let ms = |key: &str, default: u64| -> Result<u64, ApiError> {
+        match get(key) {
+            None | Some("") => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| ApiError::BadRequest(format!("{key}: {v:?} is not a number of ms"))),
+        }
+    };
+    let end = ms("endTs", now_us() / 1_000)?;
+    let lookback = ms("lookback", 86_400_000)?;
+    // Saturating: an `endTs` past what µs can hold overflowed (found by fuzzing).
+    let us = |ms: u64| ms.saturating_mul(1_000);
+    Ok((us(end.saturating_sub(lookback)), us(end)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `query_params` fuzz target: an `endTs` past what µs can
+    /// hold overflowed (a panic in debug builds, a wrapped range in release).
+    #[test]
+    fn a_dependencies_range_past_u64_micros_saturates() {
+        let params = |end: &str, lookback: &str| {
+            vec![
+                ("endTs".to_string(), end.to_string()),
+                ("lookback".to_string(), lookback.to_string()),
+            ]
+        };
+        assert_eq!(
+            dependencies_range(&params("176431680016800000", "3600000")).unwrap(),
+            (u64::MAX, u64::MAX)
+        );
+        assert_eq!(
+            dependencies_range(&params("1764316800000", "3600000")).unwrap(),
+            (1_764_313_200_000_000, 1_764_316_800_000_000)
+        );
+        assert!(dependencies_range(&params("soon", "")).is_err());
+    }
 }

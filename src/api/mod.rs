@@ -6,12 +6,12 @@
 
 mod detail;
 mod error;
-mod findings;
-mod jaeger;
-mod map;
+pub(crate) mod findings;
+pub(crate) mod jaeger;
+pub(crate) mod map;
 mod probes;
 mod ui;
-mod v1;
+pub(crate) mod v1;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

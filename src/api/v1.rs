@@ -88,26 +88,26 @@ pub async fn search_traces(
 }
 
 /// The filters of `GET /api/v1/traces` (API.md), parsed and checked.
-struct SearchQuery {
-    service: Option<String>,
+pub(crate) struct SearchQuery {
+    pub(crate) service: Option<String>,
     /// A span named so, of `service` when given (as in Jaeger).
-    operation: Option<String>,
+    pub(crate) operation: Option<String>,
     /// `attr=key:value`, each on any span.
-    attrs: Vec<(String, String)>,
-    correlation_id: Option<String>,
+    pub(crate) attrs: Vec<(String, String)>,
+    pub(crate) correlation_id: Option<String>,
     /// `finding=<kind>`: traces with a finding of that kind.
-    finding: Option<FindingKind>,
-    min_duration: Option<Duration>,
-    max_duration: Option<Duration>,
-    error_only: bool,
-    by_duration: bool,
-    limit: usize,
-    start_us: u64,
-    end_us: u64,
+    pub(crate) finding: Option<FindingKind>,
+    pub(crate) min_duration: Option<Duration>,
+    pub(crate) max_duration: Option<Duration>,
+    pub(crate) error_only: bool,
+    pub(crate) by_duration: bool,
+    pub(crate) limit: usize,
+    pub(crate) start_us: u64,
+    pub(crate) end_us: u64,
 }
 
 impl SearchQuery {
-    fn parse(params: &[(String, String)]) -> Result<Self, ApiError> {
+    pub(crate) fn parse(params: &[(String, String)]) -> Result<Self, ApiError> {
         let bad = |message: String| ApiError::BadRequest(message);
         let mut attrs = Vec::new();
         for (_, value) in params.iter().filter(|(k, _)| k == "attr") {
@@ -256,7 +256,7 @@ impl SearchQuery {
 
 /// The time range of a request: `start` and `end` (unix ms or RFC 3339) or
 /// `lookback` before `end` (default: the last hour), in µs.
-pub(super) fn time_range(params: &[(String, String)]) -> Result<(u64, u64), ApiError> {
+pub(crate) fn time_range(params: &[(String, String)]) -> Result<(u64, u64), ApiError> {
     let bad = |message: String| ApiError::BadRequest(message);
     let get = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v);
     let now = now_us();
@@ -283,7 +283,7 @@ pub(super) fn time_range(params: &[(String, String)]) -> Result<(u64, u64), ApiE
 }
 
 /// `250ms`, `1.5s`, `2m`, `100us`, or a plain number of milliseconds.
-fn parse_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -299,11 +299,12 @@ fn parse_duration(text: &str) -> Option<Duration> {
         "h" => value * 3600.0,
         _ => return None,
     };
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    // Not `from_secs_f64`: it panics past u64::MAX seconds (`1e20h`).
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// Unix milliseconds or RFC 3339, as microseconds.
-fn parse_time_us(text: &str) -> Option<u64> {
+pub(crate) fn parse_time_us(text: &str) -> Option<u64> {
     if let Ok(ms) = text.parse::<u64>() {
         return ms.checked_mul(1_000);
     }
@@ -521,6 +522,22 @@ mod tests {
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("fast"), None);
         assert_eq!(parse_duration("5 parsecs"), None);
+    }
+
+    /// Found by the `query_params` fuzz target: a duration past what
+    /// `Duration` holds panicked the request's task instead of answering 400.
+    #[test]
+    fn durations_too_long_to_hold_are_refused() {
+        assert_eq!(parse_duration("99999999999999999999h"), None);
+        assert_eq!(parse_duration("1e400"), None);
+        let params = vec![(
+            "min_duration".to_string(),
+            "99999999999999999999h".to_string(),
+        )];
+        assert!(matches!(
+            SearchQuery::parse(&params),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 
     #[test]

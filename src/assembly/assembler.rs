@@ -342,7 +342,7 @@ pub fn complete_traces(
     Ok(traces)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rocks"))]
 mod tests {
     use super::*;
     use crate::assembly::NoAnalysis;

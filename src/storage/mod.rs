@@ -11,10 +11,11 @@ pub mod graph;
 pub mod keys;
 pub mod memory;
 pub mod retention;
+#[cfg(feature = "rocks")]
 pub mod rocks;
 pub mod storm;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rocks"))]
 mod conformance;
 
 use std::collections::HashMap;

@@ -111,7 +111,7 @@ pub fn apply(
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rocks"))]
 mod tests {
     use super::*;
     use crate::model::TraceId;

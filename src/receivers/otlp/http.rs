@@ -24,8 +24,9 @@ use crate::receivers::body;
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
 
+/// The body encodings OTLP/HTTP takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub enum Format {
     Protobuf,
     Json,
 }
@@ -91,13 +92,20 @@ async fn decode(
         receiver.max_message_bytes,
     )
     .await?;
-    let request = match format {
+    Ok((decode_body(format, bytes)?, reservations))
+}
+
+/// Decodes a whole (decompressed) body; the fuzz targets call it too.
+pub fn decode_body(
+    format: Format,
+    bytes: bytes::Bytes,
+) -> Result<ExportTraceServiceRequest, ExportError> {
+    match format {
         Format::Protobuf => ExportTraceServiceRequest::decode(bytes)
-            .map_err(|e| ExportError::Malformed(format!("OTLP protobuf: {e}")))?,
+            .map_err(|e| ExportError::Malformed(format!("OTLP protobuf: {e}"))),
         Format::Json => serde_json::from_slice(&bytes)
-            .map_err(|e| ExportError::Malformed(format!("OTLP/JSON: {e}")))?,
-    };
-    Ok((request, reservations))
+            .map_err(|e| ExportError::Malformed(format!("OTLP/JSON: {e}"))),
+    }
 }
 
 fn success(format: Format, response: ExportTraceServiceResponse) -> Response {

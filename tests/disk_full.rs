@@ -188,14 +188,7 @@ async fn a_full_disk_refuses_retryably_and_recovers_when_space_returns() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     grpc.export(export(200)).await.unwrap();
-    let metrics = http
-        .get(format!("{}/metrics", server.api_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, metrics) = common::get_text(&format!("{}/metrics", server.api_url)).await;
     assert!(
         common::metric(
             &metrics,

@@ -162,14 +162,7 @@ async fn credentials_are_required_where_configured_and_probes_stay_open() {
             200
         );
     }
-    let metrics = http
-        .get(format!("{}/metrics", server.api_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, metrics) = common::get_text(&format!("{}/metrics", server.api_url)).await;
     for (receiver, count) in [("otlp_grpc", 3.0), ("otlp_http", 2.0), ("zipkin", 1.0)] {
         let name = format!(
             "tracemap_requests_rejected_total{{receiver=\"{receiver}\",reason=\"unauthenticated\"}}"

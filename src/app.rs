@@ -93,6 +93,7 @@ pub async fn start_with(
         sync_writes: config.storage.ack_mode == AckMode::Fsync,
         block_cache_bytes: config.storage.block_cache_mb << 20,
         retention: config.storage.retention,
+        ..RocksOptions::default()
     };
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || RocksStore::open(&data_dir, &rocks_options))

@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use tracemap::assembly::{complete_traces, prepare, Analysis, Pending};
-use tracemap::ingest::{group_by_trace, now_us};
+use tracemap::ingest::{group_by_trace, now_us, SpanLimits};
 use tracemap::model::{Span, SummaryKeys};
 use tracemap::receivers::otlp::convert::convert_request;
+use tracemap::receivers::xray::convert::convert_segment;
+use tracemap::receivers::xray::segment::parse_datagram;
 use tracemap::storage::rocks::{RocksOptions, RocksStore};
 use tracemap::storage::{JournalKey, OperationName, TraceStore};
 
@@ -24,6 +26,7 @@ pub struct Pipeline {
     pub store: Arc<RocksStore>,
     _dir: tempfile::TempDir,
     pub keys: SummaryKeys,
+    limits: SpanLimits,
     known: Mutex<HashSet<OperationName>>,
     /// Traces waiting for completion, and the journal entries they settle.
     pending: Vec<Pending>,
@@ -32,12 +35,17 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new() -> Self {
+        Self::with_options(&RocksOptions::default())
+    }
+
+    pub fn with_options(options: &RocksOptions) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Arc::new(RocksStore::open(dir.path(), &RocksOptions::default()).expect("open"));
+        let store = Arc::new(RocksStore::open(dir.path(), options).expect("open"));
         Self {
             store,
             _dir: dir,
             keys: tracemap::config::IndexConfig::default().summary_keys(),
+            limits: SpanLimits::default(),
             known: Mutex::new(HashSet::new()),
             pending: Vec::new(),
             journal: Vec::new(),
@@ -49,7 +57,27 @@ impl Pipeline {
     /// a batch is full.
     pub fn ingest(&mut self, payload: &[u8], analysis: Option<&dyn Analysis>) -> usize {
         let request = ExportTraceServiceRequest::decode(payload).expect("corpus decodes");
-        let chunks = group_by_trace(convert_request(request).spans);
+        self.ingest_spans(convert_request(request).spans, analysis)
+    }
+
+    /// Ingests X-Ray datagrams as the UDP listener does: parsed, converted and
+    /// written as one batch.
+    pub fn ingest_xray(&mut self, datagrams: &[Vec<u8>], analysis: Option<&dyn Analysis>) -> usize {
+        let mut spans = Vec::new();
+        for datagram in datagrams {
+            let segment = parse_datagram(datagram).expect("corpus datagram parses");
+            spans.extend(convert_segment(segment, 32).expect("corpus segment converts"));
+        }
+        self.ingest_spans(spans, analysis)
+    }
+
+    /// Ingests converted spans: limits enforced, grouped by trace, written,
+    /// and handed to assembly when `analysis` is given.
+    pub fn ingest_spans(&mut self, mut spans: Vec<Span>, analysis: Option<&dyn Analysis>) -> usize {
+        for span in &mut spans {
+            self.limits.enforce(span);
+        }
+        let chunks = group_by_trace(spans);
         let spans = chunks.iter().map(|c| c.spans.len()).sum();
         let received_at_us = now_us();
         let journal = self.store.append(received_at_us, &chunks).expect("append");

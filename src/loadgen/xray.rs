@@ -25,6 +25,11 @@ pub struct Datagram {
 }
 
 impl Datagram {
+    /// The datagram as generated (header line and segment document).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// A copy whose trace id ends in `generation`, as
     /// [`super::otlp::EncodedRequest::fresh`] patches OTLP trace ids.
     pub fn fresh(&self, generation: u32, into: &mut Vec<u8>) {

@@ -10,6 +10,9 @@ mod findings;
 mod graph;
 mod graph_cache;
 mod index;
+mod measure;
+
+pub use measure::WriteCounters;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +55,10 @@ pub struct RocksOptions {
     /// How long data is kept; sets how often compaction revisits old files so
     /// that retention's compaction filters reclaim them.
     pub retention: std::time::Duration,
+    /// Keep RocksDB's statistics, for [`RocksStore::write_counters`] (the
+    /// benchmark suite's write amplification; it costs a little on every
+    /// write, so the server leaves it off).
+    pub statistics: bool,
 }
 
 impl Default for RocksOptions {
@@ -60,6 +67,7 @@ impl Default for RocksOptions {
             sync_writes: false,
             block_cache_bytes: 64 << 20,
             retention: std::time::Duration::from_secs(72 * 3600),
+            statistics: false,
         }
     }
 }
@@ -79,6 +87,10 @@ pub struct RocksStore {
     index_hours: (AtomicU32, AtomicU32),
     /// Range sums kept for the service map (see `graph_cache/`).
     graph_cache: graph_cache::GraphCache,
+    /// Write batches copied for the benchmark suite, when asked.
+    recorder: measure::Recorder,
+    /// The options holding RocksDB's statistics, when kept.
+    statistics: Option<Options>,
 }
 
 impl From<rocksdb::Error> for StorageError {
@@ -95,6 +107,9 @@ impl RocksStore {
         db_options.create_missing_column_families(true);
         db_options.set_max_background_jobs(2);
         db_options.set_keep_log_file_num(5);
+        if options.statistics {
+            db_options.enable_statistics();
+        }
 
         let cache = Cache::new_lru_cache(options.block_cache_bytes);
         let mut table = BlockBasedOptions::default();
@@ -177,6 +192,8 @@ impl RocksStore {
             cutoff_us,
             index_hours: (AtomicU32::new(u32::MAX), AtomicU32::new(0)),
             graph_cache: graph_cache::GraphCache::default(),
+            recorder: measure::Recorder::default(),
+            statistics: options.statistics.then_some(db_options),
         };
         store.check_format_version()?;
         store
@@ -376,6 +393,7 @@ impl TraceStore for RocksStore {
         );
         let mut write = WriteOptions::default();
         write.set_sync(self.sync_writes);
+        self.recorder.see(&batch);
         self.db.write_opt(batch, &write)?;
         Ok(journal)
     }
@@ -558,6 +576,7 @@ impl TraceStore for RocksStore {
         write.set_sync(self.sync_writes);
         // Kept range sums see the write once: in their snapshot or reported.
         let _gate = (!graph.is_empty()).then(|| self.graph_cache.shared());
+        self.recorder.see(&batch);
         self.db.write_opt(batch, &write)?;
         self.graph_cache.written(graph);
         Ok(())
@@ -568,6 +587,7 @@ impl TraceStore for RocksStore {
         for key in settled {
             batch.delete_cf(self.cf(CF_OPEN), encode_journal_key(key));
         }
+        self.recorder.see(&batch);
         self.db.write(batch)?;
         Ok(())
     }

@@ -316,6 +316,11 @@ fn main() {
         "corpus: {requests} requests, {spans} spans; {otlp_bytes:.0} OTLP bytes per span, {xray_bytes:.0} X-Ray datagram bytes per span"
     );
 
+    if std::env::var("TRACEMAP_SUITE_ONLY").as_deref() == Ok("disk") {
+        let disk = disk(&corpus);
+        print_disk(&disk);
+        return;
+    }
     let held_requests = if quick { 10 } else { 200 };
     let held = buffered(&corpus[..held_requests.min(corpus.len())]);
     let tallies = ratios(&corpus);
@@ -376,6 +381,10 @@ fn main() {
         "RSS per held span: {held:.0} bytes; X-Ray path {:.0} spans/s wall",
         xray.rate()
     );
+    print_disk(&disk);
+}
+
+fn print_disk(disk: &Disk) {
     let families: Vec<String> = disk
         .by_family
         .iter()
@@ -383,8 +392,12 @@ fn main() {
         .map(|(cf, b)| format!("{cf} {:.1}", *b as f64 / disk.spans as f64))
         .collect();
     println!(
-        "disk bytes per span by column family: {}",
+        "disk bytes per span: {:.1}; by column family: {}",
+        disk.bytes_per_span,
         families.join(", ")
     );
-    println!("write counters: {:?}", disk.counters);
+    println!(
+        "write amplification {:.2}: {:?}",
+        disk.amplification, disk.counters
+    );
 }

@@ -228,9 +228,6 @@ pub const HOUR_US: u64 = 60 * MINUTE_US;
 /// hour (u32) · tag (1) · hash (u64): the prefix a scan stays within.
 pub const INDEX_PREFIX_LEN: usize = 4 + 1 + 8;
 pub const INDEX_KEY_LEN: usize = INDEX_PREFIX_LEN + 4 + 8;
-/// start_us (u64) · trace_id (16) · duration_us (u64) · flags (1).
-pub const INDEX_ENTRY_LEN: usize = 8 + TraceId::LEN + 8 + 1;
-
 /// The key of an `index` block: the entries of one completion batch (`seq`)
 /// under one indexed value whose traces started in one minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -244,7 +241,23 @@ pub struct IndexBlockKey {
     pub seq: u64,
 }
 
+/// The tag of index tables (below every indexed value's tag).
+pub const INDEX_TABLE_TAG: u8 = 0;
+
 impl IndexBlockKey {
+    /// The key of completion batch `seq`'s table of the traces that started
+    /// in `hour`: the traces that batch's blocks in that hour refer to by
+    /// position. It sorts before every block of the hour and goes with them.
+    pub fn table(hour: u32, seq: u64) -> Self {
+        Self {
+            hour,
+            tag: INDEX_TABLE_TAG,
+            hash: seq,
+            minute: 0,
+            seq: 0,
+        }
+    }
+
     /// The block an entry of a trace starting at `start_us` goes to.
     pub fn of(tag: u8, hash: u64, start_us: u64, seq: u64) -> Self {
         Self {
@@ -296,34 +309,57 @@ pub fn decode_index_key(bytes: &[u8]) -> Result<IndexBlockKey, KeyError> {
     })
 }
 
-/// A block's entries, newest start first, fixed-width.
-pub fn encode_index_entries(entries: &[super::IndexHit]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * INDEX_ENTRY_LEN);
-    for entry in entries {
-        out.extend_from_slice(&entry.start_us.to_be_bytes());
-        out.extend_from_slice(entry.trace_id.as_bytes());
-        out.extend_from_slice(&entry.duration_us.to_be_bytes());
-        out.push(if entry.error { INDEX_FLAG_ERROR } else { 0 });
+/// An index table: per trace, in position order, trace_id (16) · varint µs
+/// since `hour` began · varint (duration µs << 1 | error).
+pub fn encode_index_table(hour: u32, hits: &[super::IndexHit]) -> Vec<u8> {
+    let hour_us = u64::from(hour) * HOUR_US;
+    let mut out = Vec::with_capacity(hits.len() * (TraceId::LEN + 8));
+    for hit in hits {
+        out.extend_from_slice(hit.trace_id.as_bytes());
+        prost::encoding::encode_varint(hit.start_us.saturating_sub(hour_us), &mut out);
+        let duration = hit.duration_us.min(u64::MAX >> 1);
+        prost::encoding::encode_varint(duration << 1 | u64::from(hit.error), &mut out);
     }
     out
 }
 
-/// `None` when the value is not a whole number of entries.
-pub fn decode_index_entries(bytes: &[u8]) -> Option<Vec<super::IndexHit>> {
-    if !bytes.len().is_multiple_of(INDEX_ENTRY_LEN) {
-        return None;
+/// `None` when the value is not a whole number of well-formed entries.
+pub fn decode_index_table(hour: u32, mut bytes: &[u8]) -> Option<Vec<super::IndexHit>> {
+    let hour_us = u64::from(hour) * HOUR_US;
+    let mut hits = Vec::with_capacity(bytes.len() / (TraceId::LEN + 6));
+    while !bytes.is_empty() {
+        let trace_id = TraceId(bytes.get(..TraceId::LEN)?.try_into().ok()?);
+        bytes = &bytes[TraceId::LEN..];
+        let offset = prost::encoding::decode_varint(&mut bytes).ok()?;
+        let duration = prost::encoding::decode_varint(&mut bytes).ok()?;
+        hits.push(super::IndexHit {
+            trace_id,
+            start_us: hour_us.checked_add(offset)?,
+            duration_us: duration >> 1,
+            error: duration & 1 != 0,
+        });
     }
-    Some(
-        bytes
-            .chunks_exact(INDEX_ENTRY_LEN)
-            .map(|e| super::IndexHit {
-                start_us: u64::from_be_bytes(e[..8].try_into().expect("8 bytes")),
-                trace_id: TraceId(e[8..24].try_into().expect("16 bytes")),
-                duration_us: u64::from_be_bytes(e[24..32].try_into().expect("8 bytes")),
-                error: e[32] & INDEX_FLAG_ERROR != 0,
-            })
-            .collect(),
-    )
+    Some(hits)
+}
+
+/// An index block: varint positions in its batch's table for the block's
+/// hour, newest start first.
+pub fn encode_index_block(positions: &[u32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(positions.len() * 2);
+    for position in positions {
+        prost::encoding::encode_varint(u64::from(*position), &mut out);
+    }
+    out
+}
+
+/// `None` when the value is not a whole number of varints below 2³².
+pub fn decode_index_block(mut bytes: &[u8]) -> Option<Vec<u32>> {
+    let mut positions = Vec::with_capacity(bytes.len());
+    while !bytes.is_empty() {
+        let position = prost::encoding::decode_varint(&mut bytes).ok()?;
+        positions.push(u32::try_from(position).ok()?);
+    }
+    Some(positions)
 }
 
 /// `meta` key holding the last index block sequence number (u64 big-endian).
@@ -596,10 +632,24 @@ mod tests {
                 error: false,
             },
         ];
-        let value = encode_index_entries(&entries);
-        assert_eq!(value.len(), 2 * INDEX_ENTRY_LEN);
-        assert_eq!(decode_index_entries(&value).unwrap(), entries);
-        assert!(decode_index_entries(&value[1..]).is_none());
+        let table = encode_index_table(0, &entries);
+        assert_eq!(table.len(), 2 * 16 + 1 + 2 + 1 + 1);
+        assert_eq!(decode_index_table(0, &table).unwrap(), entries);
+        assert!(decode_index_table(0, &table[1..]).is_none());
+        // Start times are kept relative to the hour.
+        let later: Vec<_> = entries
+            .iter()
+            .map(|e| super::super::IndexHit {
+                start_us: e.start_us + 5 * HOUR_US,
+                ..*e
+            })
+            .collect();
+        let table = encode_index_table(5, &later);
+        assert_eq!(decode_index_table(5, &table).unwrap(), later);
+        let block = encode_index_block(&[0, 1, 300]);
+        assert_eq!(block, [0, 1, 0xac, 0x02]);
+        assert_eq!(decode_index_block(&block).unwrap(), [0, 1, 300]);
+        assert!(decode_index_block(&[0x80]).is_none());
     }
 
     #[test]

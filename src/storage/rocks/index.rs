@@ -1,6 +1,8 @@
 //! The `index` column family: completion batches' index blocks (one per
 //! indexed value and start minute), edited when a trace completes again, and
-//! read newest first within hour partitions. Layout: `keys.rs`.
+//! read newest first within hour partitions. A block holds positions in its
+//! batch's table for the hour, which holds each trace's id, start, duration
+//! and error flag once, however many values index it. Layout: `keys.rs`.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -8,8 +10,8 @@ use std::sync::atomic::Ordering;
 use super::RocksStore;
 use crate::model::TraceSummary;
 use crate::storage::keys::{
-    decode_index_entries, decode_index_key, encode_index_key, index_hash, index_hour, index_prefix,
-    IndexBlockKey, CF_INDEX, INDEX_KEY_LEN, MINUTE_US,
+    decode_index_block, decode_index_key, decode_index_table, encode_index_key, index_hash,
+    index_hour, index_prefix, IndexBlockKey, CF_INDEX, INDEX_KEY_LEN, MINUTE_US,
 };
 use crate::storage::{index_keys, IndexHit, IndexTag, StorageError};
 
@@ -53,23 +55,39 @@ impl RocksStore {
         }
     }
 
-    /// Reads an index block, for an edit.
-    pub(super) fn index_block(&self, key: &[u8]) -> Result<Vec<IndexHit>, StorageError> {
+    /// Reads an index block's positions, for an edit.
+    pub(super) fn index_block(&self, key: &[u8]) -> Result<Vec<u32>, StorageError> {
         match self.db.get_pinned_cf(self.cf(CF_INDEX), key)? {
             None => Ok(Vec::new()),
-            Some(value) => decode_index_entries(&value)
+            Some(value) => decode_index_block(&value)
                 .ok_or_else(|| StorageError::Corrupt("index block".into())),
         }
     }
 
+    /// Reads batch `seq`'s table for `hour` (empty if there is none).
+    pub(super) fn index_table(&self, hour: u32, seq: u64) -> Result<Vec<IndexHit>, StorageError> {
+        let key = encode_index_key(&IndexBlockKey::table(hour, seq));
+        match self.db.get_pinned_cf(self.cf(CF_INDEX), key)? {
+            None => Ok(Vec::new()),
+            Some(value) => decode_index_table(hour, &value)
+                .ok_or_else(|| StorageError::Corrupt("index table".into())),
+        }
+    }
+
     /// Removes a summary's index entries from their blocks, edited in `edits`
-    /// (read from storage on first touch).
+    /// (read from storage on first touch). Its row in the batch's table stays,
+    /// referred to by no block.
     pub(super) fn unindex(
         &self,
         old: &TraceSummary,
         seq: u64,
-        edits: &mut HashMap<[u8; INDEX_KEY_LEN], Vec<IndexHit>>,
+        edits: &mut HashMap<[u8; INDEX_KEY_LEN], Vec<u32>>,
     ) -> Result<(), StorageError> {
+        let hour = index_hour(old.start_ns / 1_000);
+        let table = self.index_table(hour, seq)?;
+        let Some(position) = table.iter().position(|hit| hit.trace_id == old.trace_id) else {
+            return Ok(());
+        };
         for entry in index_keys(old) {
             let key = encode_index_key(&IndexBlockKey::of(
                 entry.tag,
@@ -83,7 +101,7 @@ impl RocksStore {
                     entry.insert(self.index_block(&key)?)
                 }
             };
-            block.retain(|hit| hit.trace_id != old.trace_id);
+            block.retain(|p| *p as usize != position);
         }
         Ok(())
     }
@@ -138,6 +156,8 @@ impl RocksStore {
             let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_INDEX), read);
             iter.seek_for_prev(high);
             let mut current = None;
+            // The hour's tables met so far, by batch.
+            let mut tables: HashMap<u64, Vec<IndexHit>> = HashMap::new();
             while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
                 if !key.starts_with(&prefix) {
                     break;
@@ -155,10 +175,20 @@ impl RocksStore {
                     }
                     current = Some(key.minute);
                 }
-                minute.extend(
-                    decode_index_entries(value)
-                        .ok_or_else(|| StorageError::Corrupt("index block".into()))?,
-                );
+                let positions = decode_index_block(value)
+                    .ok_or_else(|| StorageError::Corrupt("index block".into()))?;
+                let table = match tables.entry(key.seq) {
+                    std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(entry) => {
+                        entry.insert(self.index_table(hour, key.seq)?)
+                    }
+                };
+                for position in positions {
+                    let hit = table.get(position as usize).ok_or_else(|| {
+                        StorageError::Corrupt("index block refers past its table".into())
+                    })?;
+                    minute.push(*hit);
+                }
                 iter.prev();
             }
             iter.status()?;

@@ -3,11 +3,12 @@
 //! (in this process) over OTLP/gRPC with the corpus of `benches/suite.rs`.
 //!
 //! - idle RSS, once the server is ready and has sat idle a while;
+//! - the server's CPU at 10,000 spans/s in requests of 100 spans (first,
+//!   while nothing from a heavier run is still completing or compacting);
 //! - saturation: two connections sending 512-span requests as fast as they
 //!   are acknowledged; spans/s per server core (the server's CPU time over
 //!   the run, from `/proc`) and the share refused;
-//! - ack latency at half of that rate;
-//! - the server's CPU at 10,000 spans/s in requests of 100 spans.
+//! - ack latency at half of that rate.
 //!
 //! The load generator runs on the same two cores as the server, so the
 //! server never has the whole machine: the per-core figure divides by the CPU
@@ -80,14 +81,8 @@ fn main() {
         server_pid: Some(pid),
         ..Options::default()
     };
-    let saturated = run(&runtime, options.clone());
-    let half = run(
-        &runtime,
-        Options {
-            rate: Some((saturated.spans_acknowledged_per_s() / 2.0) as u64),
-            ..options.clone()
-        },
-    );
+    // The light load first, on a server with nothing left to do: the
+    // saturated runs leave traces to complete and compactions behind them.
     let light = run(
         &runtime,
         Options {
@@ -96,6 +91,15 @@ fn main() {
             ..options.clone()
         },
     );
+    let saturated = run(&runtime, options.clone());
+    let half = run(
+        &runtime,
+        Options {
+            rate: Some((saturated.spans_acknowledged_per_s() / 2.0) as u64),
+            ..options.clone()
+        },
+    );
+    let peak_rss = half.server.as_ref().map_or(0, |s| s.peak_rss_bytes);
 
     let cores = |r: &Report| r.server.as_ref().map_or(f64::NAN, |s| s.cores(r.elapsed));
     let per_core = saturated.spans_acknowledged_per_s() / cores(&saturated);
@@ -125,6 +129,6 @@ fn main() {
     );
     println!(
         "| peak RSS over the runs | {:.0} MiB | — |",
-        light.server.as_ref().map_or(0, |s| s.peak_rss_bytes) as f64 / (1024.0 * 1024.0)
+        peak_rss as f64 / (1024.0 * 1024.0)
     );
 }

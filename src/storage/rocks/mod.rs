@@ -52,10 +52,13 @@ const SPAN_BLOCK_BYTES: usize = 32 << 10;
 const SPAN_DICT_BYTES: i32 = 64 << 10;
 /// The same for summaries.
 const SUMMARY_DICT_BYTES: i32 = 32 << 10;
-/// zstd's level at the bottom: 6 gave 72 bytes per span where 3 gave 76–77 and
-/// 12 gave 70; higher levels compress too slowly for the background
-/// compactions to keep up with ingest on two cores.
-const ZSTD_LEVEL: i32 = 6;
+/// zstd's level at the bottom. Young stores compact straight into the bottom
+/// level, so its level is paid on nearly every byte. `benches/suite.rs`, one
+/// session (span bytes on disk; CPU per span with flushes and compactions):
+/// level 1 74.6 B, 11.8 µs; level 3 76.2 B, 12.7 µs; level 6 72.0 B, 16.0 µs;
+/// level 3 without the dictionary 86.0 B, 11.2 µs; 4 KiB blocks without it
+/// (the settings before) 99.0 B, 12.1 µs.
+const ZSTD_LEVEL: i32 = 1;
 
 /// Engine settings, from `[storage]` in the config file.
 #[derive(Debug, Clone)]

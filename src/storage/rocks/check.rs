@@ -48,7 +48,7 @@ impl RocksStore {
         }
         // The graph's merge operator, for any merge operands the repairer
         // writes out of the write-ahead log; the other families merge nothing.
-        let mut options: Options = super::graph::options();
+        let mut options: Options = super::graph::options(Options::default());
         options.create_if_missing(false);
         DB::repair(&options, path)?;
         Ok(())

@@ -20,8 +20,7 @@ use crate::storage::storm::StormRule;
 use crate::storage::StorageError;
 
 /// The `graph` column family's options: values merge by adding.
-pub(super) fn options() -> Options {
-    let mut options = Options::default();
+pub(super) fn options(mut options: Options) -> Options {
     options.set_merge_operator_associative("graph_sum", merge);
     options.set_compression_type(rocksdb::DBCompressionType::Lz4);
     options

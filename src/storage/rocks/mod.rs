@@ -150,7 +150,10 @@ impl RocksStore {
         spans.set_compression_type(DBCompressionType::Lz4);
         spans.set_bottommost_compression_type(DBCompressionType::Zstd);
         spans.set_prefix_extractor(SliceTransform::create_fixed_prefix(TraceId::LEN));
-        spans.set_memtable_prefix_bloom_ratio(0.1);
+        // Memtable blooms are allocated whole with each memtable, sized as a
+        // share of its 64 MiB: a 64 MiB memtable holds a few thousand chunks
+        // (128 KiB of bloom: hundreds of bits per trace).
+        spans.set_memtable_prefix_bloom_ratio(0.002);
         // Spans compress best in large blocks with a dictionary trained per
         // file: a trace's chunk repeats the attribute keys and constant values
         // of every other chunk (benches/suite.rs measures bytes per span).
@@ -189,15 +192,30 @@ impl RocksStore {
         traces.set_block_based_table_factory(&summary_table);
         // The same for the memtable, which a point read otherwise searches.
         traces.set_memtable_whole_key_filtering(true);
-        traces.set_memtable_prefix_bloom_ratio(0.1);
+        // Some 250,000 summaries per memtable: 640 KiB, about 20 bits each.
+        traces.set_memtable_prefix_bloom_ratio(0.01);
         let mut index = Options::default();
         index.set_compression_type(DBCompressionType::Lz4);
         index.set_bottommost_compression_type(DBCompressionType::Zstd);
         // Scans stay within one hour·tag·hash; a prefix bloom skips files without it.
         index.set_prefix_extractor(SliceTransform::create_fixed_prefix(INDEX_PREFIX_LEN));
-        index.set_memtable_prefix_bloom_ratio(0.05);
+        index.set_memtable_prefix_bloom_ratio(0.01);
         index.set_block_based_table_factory(&table);
-        let open = Options::default();
+        // Every column family reads through the one block cache: one left
+        // with RocksDB's default table options gets a 32 MiB cache of its
+        // own (and about 6 MiB of its table up front).
+        let small = || {
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            let mut options = Options::default();
+            options.set_block_based_table_factory(&table);
+            options
+        };
+        db_options.set_block_based_table_factory(&{
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            table
+        });
 
         let db = DB::open_cf_descriptors(
             &db_options,
@@ -206,11 +224,11 @@ impl RocksStore {
                 ColumnFamilyDescriptor::new(CF_SPANS, spans),
                 ColumnFamilyDescriptor::new(CF_TRACES, traces),
                 ColumnFamilyDescriptor::new(CF_INDEX, index),
-                ColumnFamilyDescriptor::new(CF_OPEN, open),
-                ColumnFamilyDescriptor::new(CF_NAMES, Options::default()),
-                ColumnFamilyDescriptor::new(CF_META, Options::default()),
-                ColumnFamilyDescriptor::new(CF_GRAPH, graph::options()),
-                ColumnFamilyDescriptor::new(CF_FINDINGS, Options::default()),
+                ColumnFamilyDescriptor::new(CF_OPEN, small()),
+                ColumnFamilyDescriptor::new(CF_NAMES, small()),
+                ColumnFamilyDescriptor::new(CF_META, small()),
+                ColumnFamilyDescriptor::new(CF_GRAPH, graph::options(small())),
+                ColumnFamilyDescriptor::new(CF_FINDINGS, small()),
             ],
         )?;
         let store = Self {

@@ -70,9 +70,10 @@ pub const CF_OPEN: &str = "open";
 pub const CF_NAMES: &str = "names";
 pub const CF_GRAPH: &str = "graph";
 pub const CF_FINDINGS: &str = "findings";
+pub const CF_GRAPH_LOG: &str = "graph_log";
 
 /// Every column family, for what applies to all of them (flush, sizes).
-pub const ALL_CFS: [&str; 8] = [
+pub const ALL_CFS: [&str; 9] = [
     CF_SPANS,
     CF_TRACES,
     CF_INDEX,
@@ -81,6 +82,7 @@ pub const ALL_CFS: [&str; 8] = [
     CF_META,
     CF_GRAPH,
     CF_FINDINGS,
+    CF_GRAPH_LOG,
 ];
 
 /// A `names` key: a service, one of its operations and the span kind.

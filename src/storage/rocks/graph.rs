@@ -3,16 +3,14 @@
 //! range-deleted by retention. Layout and value encoding: `keys.rs`,
 //! `storage/graph.rs`.
 
-use rocksdb::{MergeOperands, Options, WriteBatch};
+use rocksdb::{MergeOperands, Options};
 
 use std::collections::{BTreeSet, HashSet};
 
 use super::graph_cache::{Base, StormWork, Totals};
 use super::RocksStore;
-use crate::model::{Aggregate, GraphRow, GraphSubject};
-use crate::storage::graph::{
-    bucket_of, decode_aggregate, encode_aggregate, merge_values, moved, plan, Summer,
-};
+use crate::model::{Aggregate, GraphSubject};
+use crate::storage::graph::{bucket_of, decode_aggregate, merge_values, moved, plan, Summer};
 use crate::storage::keys::{
     decode_graph_subject, encode_graph_key, graph_bucket_prefix, CF_GRAPH, GRAPH_LEVELS,
 };
@@ -50,18 +48,6 @@ fn subject_at<'c>(cursor: &'c Cursor<'_>) -> Option<&'c [u8]> {
 }
 
 impl RocksStore {
-    /// Adds the rows to `batch`: a merge into their minute's bucket at every level.
-    pub(super) fn merge_graph_rows(&self, batch: &mut WriteBatch, rows: &[GraphRow]) {
-        let cf = self.cf(CF_GRAPH);
-        for row in rows {
-            let value = encode_aggregate(&row.aggregate);
-            for level in 0..GRAPH_LEVELS.len() {
-                let key = encode_graph_key(level, bucket_of(level, row.minute), &row.subject);
-                batch.merge_cf(cf, key, &value);
-            }
-        }
-    }
-
     /// Every subject's aggregate summed over minutes `[from, to)`, the
     /// subjects that counted requests, in order. A range read once is kept
     /// summed (`GraphCache`) and later writes are added to it, so a map

@@ -9,6 +9,7 @@ mod check;
 mod findings;
 mod graph;
 mod graph_cache;
+mod graph_log;
 mod index;
 mod measure;
 mod migrate;
@@ -34,7 +35,9 @@ use super::keys::{
     CF_INDEX, CF_META, CF_OPEN, CF_SPANS, CF_TRACES, HOUR_US, INDEX_KEY_LEN, INDEX_PREFIX_LEN,
     META_FORMAT_VERSION, META_INDEX_SEQ, META_RETENTION_CUTOFF,
 };
-use super::keys::{decode_name_key, encode_name_key, name_prefix, CF_FINDINGS, CF_GRAPH, CF_NAMES};
+use super::keys::{
+    decode_name_key, encode_name_key, name_prefix, CF_FINDINGS, CF_GRAPH, CF_GRAPH_LOG, CF_NAMES,
+};
 use super::{
     index_keys, merge_chunks, FindingQuery, IndexHit, IndexTag, OpenTrace, OperationName,
     StorageError, TraceStore,
@@ -102,6 +105,8 @@ pub struct RocksStore {
     index_hours: (AtomicU32, AtomicU32),
     /// Range sums kept for the service map (see `graph_cache/`).
     graph_cache: graph_cache::GraphCache,
+    /// Map rows logged by completions, not yet in the aggregates (`graph_log`).
+    graph_pending: graph_log::PendingRows,
     /// Write batches copied for the benchmark suite, when asked.
     recorder: measure::Recorder,
     /// The options holding RocksDB's statistics, when kept.
@@ -229,6 +234,7 @@ impl RocksStore {
                 ColumnFamilyDescriptor::new(CF_META, small()),
                 ColumnFamilyDescriptor::new(CF_GRAPH, graph::options(small())),
                 ColumnFamilyDescriptor::new(CF_FINDINGS, small()),
+                ColumnFamilyDescriptor::new(CF_GRAPH_LOG, small()),
             ],
         )?;
         let store = Self {
@@ -240,6 +246,7 @@ impl RocksStore {
             cutoff_us,
             index_hours: (AtomicU32::new(u32::MAX), AtomicU32::new(0)),
             graph_cache: graph_cache::GraphCache::default(),
+            graph_pending: graph_log::PendingRows::default(),
             recorder: measure::Recorder::default(),
             statistics: options.statistics.then_some(db_options),
         };
@@ -251,6 +258,7 @@ impl RocksStore {
             .cutoff_us
             .store(store.meta_u64(META_RETENTION_CUTOFF)?, Ordering::Relaxed);
         store.find_index_hours()?;
+        store.recover_graph_log()?;
         // Sequence numbers carry on past every entry left (a few per open
         // trace), so no key is reused even if the clock steps back.
         let mut next_seq = 0;
@@ -465,6 +473,7 @@ impl TraceStore for RocksStore {
         from_us: u64,
         to_us: u64,
     ) -> Result<Vec<(GraphSubject, Aggregate)>, StorageError> {
+        self.apply_graph_log()?;
         let (from, to) = super::graph::minutes_of(from_us, to_us);
         self.graph_minutes(from, to)
     }
@@ -479,15 +488,18 @@ impl TraceStore for RocksStore {
         to_us: u64,
         rule: super::storm::StormRule,
     ) -> Result<std::collections::HashSet<GraphSubject>, StorageError> {
+        self.apply_graph_log()?;
         let (from, to) = super::graph::minutes_of(from_us, to_us);
         self.graph_storm_edges(from, to, rule)
     }
 
     fn expire_graph(&self, before_us: u64) -> Result<(), StorageError> {
+        self.apply_graph_log()?;
         self.expire_graph_before((before_us / 60_000_000).min(u32::MAX as u64) as u32)
     }
 
     fn flush(&self) -> Result<(), StorageError> {
+        self.apply_graph_log()?;
         self.db.flush_wal(true)?;
         for cf in ALL_CFS {
             self.db.flush_cf(self.cf(cf))?;
@@ -563,7 +575,6 @@ impl TraceStore for RocksStore {
     ) -> Result<(), StorageError> {
         let index_cf = self.cf(CF_INDEX);
         let mut batch = WriteBatch::default();
-        self.merge_graph_rows(&mut batch, graph);
         for name in new_names {
             batch.put_cf(self.cf(CF_NAMES), encode_name_key(name), []);
         }
@@ -639,12 +650,12 @@ impl TraceStore for RocksStore {
         }
         let mut write = WriteOptions::default();
         write.set_sync(self.sync_writes);
-        // Kept range sums see the write once: in their snapshot or reported.
-        let _gate = (!graph.is_empty()).then(|| self.graph_cache.shared());
-        self.recorder.see(&batch);
-        self.db.write_opt(batch, &write)?;
-        self.graph_cache.written(graph);
-        Ok(())
+        // The map's rows go in as one log entry, added to the aggregates later.
+        self.log_graph_rows(&mut batch, graph, |batch| {
+            self.recorder.see(&batch);
+            self.db.write_opt(batch, &write)?;
+            Ok(())
+        })
     }
 
     fn settle(&self, settled: &[JournalKey]) -> Result<(), StorageError> {
@@ -707,6 +718,7 @@ impl TraceStore for RocksStore {
     }
 
     fn compact(&self) -> Result<(), StorageError> {
+        self.apply_graph_log()?;
         for cf in [
             CF_SPANS,
             CF_TRACES,
@@ -714,6 +726,7 @@ impl TraceStore for RocksStore {
             CF_OPEN,
             CF_GRAPH,
             CF_FINDINGS,
+            CF_GRAPH_LOG,
         ] {
             self.db.flush_cf(self.cf(cf))?;
             self.db

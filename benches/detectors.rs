@@ -19,7 +19,7 @@ use tracemap::analysis::detectors::{self, DetectorConfig};
 use tracemap::analysis::graph::{GraphAnalysis, GraphMetrics};
 use tracemap::analysis::{Analyzer, FindingMetrics, GraphLimits};
 use tracemap::assembly::Analysis;
-use tracemap::ingest::{group_by_trace, now_us};
+use tracemap::ingest::group_by_trace;
 use tracemap::model::{Trace, TraceId};
 use tracemap::receivers::otlp::convert::convert_request;
 use tracemap::storage::{FindingQuery, TraceStore};
@@ -37,18 +37,8 @@ fn quick() -> bool {
 }
 
 fn payloads(requests: u64) -> Vec<Vec<u8>> {
-    // Traffic in time order, as it arrives, over the last ten minutes.
-    let first_ns = now_us() * 1_000 - 600_000_000_000;
-    let step_ns = 600_000_000_000 / requests;
-    (0..requests)
-        .map(|seed| {
-            let shape = corpus::Shape {
-                start_ns: first_ns + seed * step_ns,
-                window_ns: 10_000_000_000,
-                ..corpus::Shape::default()
-            };
-            corpus::request(seed + 1, &shape).encode_to_vec()
-        })
+    corpus::in_time_order(requests)
+        .map(|r| r.encode_to_vec())
         .collect()
 }
 

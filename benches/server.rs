@@ -33,17 +33,6 @@ fn quick() -> bool {
     !std::env::args().any(|a| a == "--bench")
 }
 
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("VmRSS");
-    kib * 1024
-}
-
 fn run(runtime: &tokio::runtime::Runtime, options: Options) -> Report {
     let report = runtime
         .block_on(loadgen::run(options))
@@ -70,7 +59,7 @@ fn main() {
     } else {
         Duration::from_secs(10)
     });
-    let idle_rss = rss_bytes(pid);
+    let idle_rss = loadgen::proc::rss_bytes(pid).expect("VmRSS");
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let options = Options {

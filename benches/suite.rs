@@ -99,25 +99,14 @@ fn quick() -> bool {
 }
 
 fn corpus(requests: u64) -> Vec<Request> {
-    // Traffic in time order, as it arrives, over the last ten minutes.
-    let first_ns = now_us() * 1_000 - 600_000_000_000;
-    let step_ns = 600_000_000_000 / requests;
-    (0..requests)
-        .map(|seed| {
-            let shape = corpus::Shape {
-                start_ns: first_ns + seed * step_ns,
-                window_ns: 10_000_000_000,
-                ..corpus::Shape::default()
-            };
-            let request = corpus::request(seed + 1, &shape);
-            Request {
-                otlp: request.encode_to_vec(),
-                xray: tracemap::loadgen::xray::datagrams(&request)
-                    .iter()
-                    .map(|d| d.as_bytes().to_vec())
-                    .collect(),
-                spans: shape.spans_per_request,
-            }
+    corpus::in_time_order(requests)
+        .map(|request| Request {
+            otlp: request.encode_to_vec(),
+            xray: tracemap::loadgen::xray::datagrams(&request)
+                .iter()
+                .map(|d| d.as_bytes().to_vec())
+                .collect(),
+            spans: corpus::Shape::default().spans_per_request,
         })
         .collect()
 }
@@ -134,14 +123,7 @@ fn cpu_time() -> Duration {
 }
 
 fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kib * 1024
+    tracemap::loadgen::proc::rss_bytes(std::process::id()).expect("VmRSS")
 }
 
 fn analyzer() -> Analyzer {

@@ -13,6 +13,23 @@ use std::time::Duration;
 
 pub use tracemap::loadgen::corpus::*;
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+/// `requests` corpus requests as traffic arrives: in time order over the
+/// last ten minutes.
+pub fn in_time_order(requests: u64) -> impl Iterator<Item = ExportTraceServiceRequest> {
+    let first_ns = tracemap::ingest::now_us() * 1_000 - 600_000_000_000;
+    let step_ns = 600_000_000_000 / requests.max(1);
+    (0..requests).map(move |seed| {
+        let shape = Shape {
+            start_ns: first_ns + seed * step_ns,
+            window_ns: 10_000_000_000,
+            ..Shape::default()
+        };
+        request(seed + 1, &shape)
+    })
+}
+
 /// Prints p50, p99 and max of `samples`, in ms.
 pub fn percentiles(name: &str, mut samples: Vec<Duration>) {
     samples.sort();

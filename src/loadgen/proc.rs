@@ -71,15 +71,33 @@ pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
 
 /// `VmHWM` of a `/proc/PID/status` text, in bytes.
 pub fn parse_peak_rss_bytes(status: &str) -> Option<u64> {
-    let kib: u64 = status
+    status_kib(status, "VmHWM:").map(|kib| kib * 1024)
+}
+
+/// `VmRSS` of a `/proc/PID/status` text, in bytes.
+pub fn parse_rss_bytes(status: &str) -> Option<u64> {
+    status_kib(status, "VmRSS:").map(|kib| kib * 1024)
+}
+
+/// Resident memory of process `pid` now, in bytes.
+pub fn rss_bytes(pid: u32) -> Result<u64, LoadgenError> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|source| LoadgenError::Proc {
+        path: path.clone(),
+        source,
+    })?;
+    parse_rss_bytes(&status).ok_or(LoadgenError::ProcFormat { path })
+}
+
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .find_map(|line| line.strip_prefix(field))?
         .trim()
         .strip_suffix("kB")?
         .trim()
         .parse()
-        .ok()?;
-    Some(kib * 1024)
+        .ok()
 }
 
 fn clock_ticks_per_second() -> u64 {
@@ -111,6 +129,7 @@ mod tests {
         let status = "Name:\ttracemap\nState:\tS (sleeping)\nVmPeak:\t 1200000 kB\n\
                       VmSize:\t 1100000 kB\nVmHWM:\t   81234 kB\nVmRSS:\t   80000 kB\n";
         assert_eq!(parse_peak_rss_bytes(status), Some(81234 * 1024));
+        assert_eq!(parse_rss_bytes(status), Some(80000 * 1024));
         assert_eq!(parse_peak_rss_bytes("Name:\ttracemap\n"), None);
     }
 

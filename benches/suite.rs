@@ -287,6 +287,8 @@ fn disk(corpus: &[Request]) -> Disk {
 }
 
 fn main() {
+    // As the server runs (`main.rs`).
+    tracemap::app::no_huge_pages();
     let quick = quick();
     let requests = std::env::var("TRACEMAP_SUITE_REQUESTS")
         .ok()

@@ -214,6 +214,7 @@ impl ServeArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    tracemap::app::no_huge_pages();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TRACEMAP_LOG")

@@ -109,8 +109,12 @@ impl RocksStore {
         }
         let due = pending.rows.len() >= APPLY_ROWS
             || pending.oldest.is_some_and(|t| t.elapsed() >= APPLY_AFTER);
+        // The completion is durable whatever happens here: rows that cannot
+        // be applied now stay logged and waiting, for the next try.
         if due {
-            self.apply_pending(&mut pending)?;
+            if let Err(error) = self.apply_pending(&mut pending) {
+                tracing::warn!(%error, "adding logged map rows failed; they wait for the next try");
+            }
         }
         Ok(())
     }

@@ -168,7 +168,9 @@ impl RocksStore {
         span_table.set_whole_key_filtering(false);
         span_table.set_block_size(SPAN_BLOCK_BYTES);
         spans.set_bottommost_compression_options(-14, ZSTD_LEVEL, 0, SPAN_DICT_BYTES, true);
-        spans.set_bottommost_zstd_max_train_bytes(100 * SPAN_DICT_BYTES, true);
+        // Samples of 16 dictionaries' worth (1 MiB buffered per compaction)
+        // trained as good a dictionary as 100 (same bytes and CPU per span).
+        spans.set_bottommost_zstd_max_train_bytes(16 * SPAN_DICT_BYTES, true);
         spans.set_block_based_table_factory(&span_table);
 
         let mut traces = Options::default();
@@ -193,7 +195,7 @@ impl RocksStore {
         summary_table.set_bloom_filter(10.0, false);
         // Summaries repeat service and operation names: a dictionary too.
         traces.set_bottommost_compression_options(-14, ZSTD_LEVEL, 0, SUMMARY_DICT_BYTES, true);
-        traces.set_bottommost_zstd_max_train_bytes(100 * SUMMARY_DICT_BYTES, true);
+        traces.set_bottommost_zstd_max_train_bytes(16 * SUMMARY_DICT_BYTES, true);
         traces.set_block_based_table_factory(&summary_table);
         // The same for the memtable, which a point read otherwise searches.
         traces.set_memtable_whole_key_filtering(true);

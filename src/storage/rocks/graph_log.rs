@@ -129,8 +129,14 @@ impl RocksStore {
         if pending.entries.is_empty() {
             return Ok(());
         }
+        // Taken out first: rows are never applied twice, even if something
+        // panics after the write; put back only if the write fails.
+        let (logged, entries) = (
+            std::mem::take(&mut pending.rows),
+            std::mem::take(&mut pending.entries),
+        );
         let mut sum = GraphBatch::default();
-        for row in &pending.rows {
+        for row in &logged {
             sum.add(row.minute, row.subject.clone(), &row.aggregate);
         }
         let rows = sum.into_rows();
@@ -143,7 +149,7 @@ impl RocksStore {
                 batch.merge_cf(graph, key, &value);
             }
         }
-        for entry in &pending.entries {
+        for entry in &entries {
             batch.delete_cf(log, entry.to_be_bytes());
         }
         let mut write = WriteOptions::default();
@@ -151,12 +157,14 @@ impl RocksStore {
         // Kept range sums see the write once: in their snapshot or reported.
         let gate = self.graph_cache.shared();
         self.recorder.see(&batch);
-        self.db.write_opt(batch, &write)?;
+        if let Err(error) = self.db.write_opt(batch, &write) {
+            pending.rows = logged;
+            pending.entries = entries;
+            return Err(error.into());
+        }
+        pending.oldest = None;
         self.graph_cache.written(&rows);
         drop(gate);
-        pending.rows.clear();
-        pending.entries.clear();
-        pending.oldest = None;
         Ok(())
     }
 

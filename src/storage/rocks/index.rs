@@ -64,10 +64,20 @@ impl RocksStore {
         }
     }
 
-    /// Reads batch `seq`'s table for `hour` (empty if there is none).
-    pub(super) fn index_table(&self, hour: u32, seq: u64) -> Result<Vec<IndexHit>, StorageError> {
+    /// Reads batch `seq`'s table for `hour` (empty if there is none), as of
+    /// `snapshot` when given.
+    pub(super) fn index_table(
+        &self,
+        hour: u32,
+        seq: u64,
+        snapshot: Option<&rocksdb::SnapshotWithThreadMode<'_, rocksdb::DB>>,
+    ) -> Result<Vec<IndexHit>, StorageError> {
         let key = encode_index_key(&IndexBlockKey::table(hour, seq));
-        match self.db.get_pinned_cf(self.cf(CF_INDEX), key)? {
+        let mut read = rocksdb::ReadOptions::default();
+        if let Some(snapshot) = snapshot {
+            read.set_snapshot(snapshot);
+        }
+        match self.db.get_pinned_cf_opt(self.cf(CF_INDEX), key, &read)? {
             None => Ok(Vec::new()),
             Some(value) => decode_index_table(hour, &value)
                 .ok_or_else(|| StorageError::Corrupt("index table".into())),
@@ -84,7 +94,7 @@ impl RocksStore {
         edits: &mut HashMap<[u8; INDEX_KEY_LEN], Vec<u32>>,
     ) -> Result<(), StorageError> {
         let hour = index_hour(old.start_ns / 1_000);
-        let table = self.index_table(hour, seq)?;
+        let table = self.index_table(hour, seq, None)?;
         let Some(position) = table.iter().position(|hit| hit.trace_id == old.trace_id) else {
             return Ok(());
         };
@@ -151,8 +161,12 @@ impl RocksStore {
                 minute: to_minute,
                 seq: u64::MAX,
             });
+            // Blocks and their tables read as of one moment: retention may
+            // range-delete this hour meanwhile.
+            let snapshot = self.db.snapshot();
             let mut read = rocksdb::ReadOptions::default();
             read.set_prefix_same_as_start(true);
+            read.set_snapshot(&snapshot);
             let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_INDEX), read);
             iter.seek_for_prev(high);
             let mut current = None;
@@ -180,7 +194,7 @@ impl RocksStore {
                 let table = match tables.entry(key.seq) {
                     std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
                     std::collections::hash_map::Entry::Vacant(entry) => {
-                        entry.insert(self.index_table(hour, key.seq)?)
+                        entry.insert(self.index_table(hour, key.seq, Some(&snapshot))?)
                     }
                 };
                 for position in positions {

@@ -22,6 +22,10 @@ use crate::storage::{IndexHit, StorageError};
 
 /// The last hour whose blocks the migration from format 3 rewrote.
 const META_MIGRATED_HOUR: &[u8] = b"index_v4_migrated_through_hour";
+/// Present while the rewrite runs. The store says format 4 from the rewrite's
+/// first write on, so a build of format 3 refuses a half-rewritten store;
+/// this build resumes the rewrite when it finds the marker.
+const META_MIGRATING: &[u8] = b"index_v4_migrating";
 /// A format 3 entry: start_us (8) · trace_id (16) · duration_us (8) · flags (1).
 const V3_ENTRY_LEN: usize = 8 + TraceId::LEN + 8 + 1;
 
@@ -60,8 +64,29 @@ fn decode_v3_entries(bytes: &[u8]) -> Option<Vec<IndexHit>> {
 }
 
 impl RocksStore {
-    /// Rewrites a format 3 index as format 4's, then records format 4.
-    pub(super) fn migrate_index_from_3(&self) -> Result<(), StorageError> {
+    /// Marks the store format 4 and the rewrite under way, then rewrites.
+    pub(super) fn start_index_migration(&self) -> Result<(), StorageError> {
+        let meta = self.cf(CF_META);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(meta, META_FORMAT_VERSION, 4u32.to_be_bytes());
+        batch.put_cf(meta, META_MIGRATING, []);
+        let mut write = WriteOptions::default();
+        write.set_sync(true);
+        self.db.write_opt(batch, &write)?;
+        self.migrate_index_from_3()
+    }
+
+    /// Finishes a rewrite a stopped process left under way, if any.
+    pub(super) fn resume_index_migration(&self) -> Result<(), StorageError> {
+        match self.db.get_cf(self.cf(CF_META), META_MIGRATING)? {
+            Some(_) => self.migrate_index_from_3(),
+            None => Ok(()),
+        }
+    }
+
+    /// Rewrites a format 3 index as format 4's, from after the last hour
+    /// done, then clears the marks of the rewrite.
+    fn migrate_index_from_3(&self) -> Result<(), StorageError> {
         let corrupt = |what: &str| StorageError::Corrupt(format!("format 3 index: {what}"));
         let (meta, index) = (self.cf(CF_META), self.cf(CF_INDEX));
         let done = match self.db.get_cf(meta, META_MIGRATED_HOUR)? {
@@ -75,7 +100,10 @@ impl RocksStore {
         };
         let mut write = WriteOptions::default();
         write.set_sync(true);
-        let mut iter = self.db.raw_iterator_cf(index);
+        // Across prefixes: the index family has a prefix extractor.
+        let mut read = rocksdb::ReadOptions::default();
+        read.set_total_order_seek(true);
+        let mut iter = self.db.raw_iterator_cf_opt(index, read);
         // Resume after the last hour rewritten (none is left after u32::MAX;
         // an iterator never positioned holds nothing).
         let start = done.map_or(Some(0), |hour: u32| hour.checked_add(1));
@@ -115,8 +143,8 @@ impl RocksStore {
             finish_hour(hour, &mut tables, batch)?;
         }
         let mut last = WriteBatch::default();
-        last.put_cf(meta, META_FORMAT_VERSION, 4u32.to_be_bytes());
         last.delete_cf(meta, META_MIGRATED_HOUR);
+        last.delete_cf(meta, META_MIGRATING);
         self.db.write_opt(last, &write)?;
         Ok(())
     }
@@ -207,13 +235,16 @@ mod tests {
             .get_cf(store.cf(CF_META), META_FORMAT_VERSION)
             .unwrap();
         assert_eq!(version.unwrap(), FORMAT_VERSION.to_be_bytes());
+        let meta = store.cf(CF_META);
+        assert!(store.db.get_cf(meta, META_MIGRATING).unwrap().is_none());
+        assert!(store.db.get_cf(meta, META_MIGRATED_HOUR).unwrap().is_none());
         let read = |tag, value| sorted(store.read_index(tag, value, 0, u64::MAX, 100).unwrap());
         let catalog = read(IndexTag::Service, "catalog");
         assert_eq!(catalog, [hit(1, 10), hit(2, 20), blocks[2].3[0]]);
         assert_eq!(read(IndexTag::Service, "orders"), [hit(2, 20)]);
         assert_eq!(read(IndexTag::CorrelationId, "req_1"), blocks[3].3);
         // Trace 2 is in batch 7's table once, under both its values.
-        let table = sorted(store.index_table(0, 7).unwrap());
+        let table = sorted(store.index_table(0, 7, None).unwrap());
         assert_eq!(table, [hit(1, 10), hit(2, 20)]);
         drop(store);
         // A later open finds format 4 and leaves it alone.
@@ -229,18 +260,24 @@ mod tests {
         {
             let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
             put_format_3(&store, &blocks);
-            store.migrate_index_from_3().unwrap();
+            store.start_index_migration().unwrap();
             // As if the process died once hour 0 was rewritten: hour 1 back
-            // in format 3 without its tables, the note at hour 0.
+            // in format 3 without its tables, the note at hour 0, the store
+            // marked format 4 (a format 3 build refuses it) and under way.
             let hour_1: Vec<Block> = blocks.iter().filter(|b| b.2 == 8).cloned().collect();
             put_format_3(&store, &hour_1);
             let index = store.cf(CF_INDEX);
             let table = encode_index_key(&IndexBlockKey::table(1, 8));
             store.db.delete_cf(index, table).unwrap();
-            let note = 0u32.to_be_bytes();
+            let meta = store.cf(CF_META);
             store
                 .db
-                .put_cf(store.cf(CF_META), META_MIGRATED_HOUR, note)
+                .put_cf(meta, META_MIGRATED_HOUR, 0u32.to_be_bytes())
+                .unwrap();
+            store.db.put_cf(meta, META_MIGRATING, []).unwrap();
+            store
+                .db
+                .put_cf(meta, META_FORMAT_VERSION, 4u32.to_be_bytes())
                 .unwrap();
         }
         // Hour 0 read again as format 3 would fail the open.

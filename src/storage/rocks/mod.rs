@@ -338,9 +338,9 @@ impl RocksStore {
                     .map(u32::from_be_bytes)
                     .map_err(|_| StorageError::Corrupt("format_version is not 4 bytes".into()))?;
                 if found == FORMAT_VERSION {
-                    Ok(())
+                    self.resume_index_migration()
                 } else if found == 3 {
-                    self.migrate_index_from_3()
+                    self.start_index_migration()
                 } else {
                     Err(StorageError::FormatVersion {
                         found,

@@ -55,6 +55,8 @@ const SPAN_BLOCK_BYTES: usize = 32 << 10;
 const SPAN_DICT_BYTES: i32 = 64 << 10;
 /// The same for summaries.
 const SUMMARY_DICT_BYTES: i32 = 32 << 10;
+/// Data blocks buffered per file being written, to sample for its dictionary.
+const DICT_BUFFER_BYTES: usize = 4 << 20;
 /// zstd's level at the bottom. Young stores compact straight into the bottom
 /// level, so its level is paid on nearly every byte. `benches/suite.rs`, one
 /// session (span bytes on disk; CPU per span with flushes and compactions):
@@ -253,6 +255,7 @@ impl RocksStore {
             statistics: options.statistics.then_some(db_options),
         };
         store.check_format_version()?;
+        store.bound_dictionary_buffers()?;
         store
             .index_seq
             .store(store.meta_u64(META_INDEX_SEQ)?, Ordering::Relaxed);
@@ -317,6 +320,19 @@ impl RocksStore {
                     ))
                 }),
         }
+    }
+
+    /// While a bottom-level file is written, RocksDB keeps its data blocks to
+    /// sample for the dictionary, up to the whole file (64 MiB) unless told
+    /// otherwise, and charges them to the block cache; the Rust binding has no
+    /// setter for the bound, so it is set as RocksDB's option string.
+    fn bound_dictionary_buffers(&self) -> Result<(), StorageError> {
+        let bound = format!("{{max_dict_buffer_bytes={DICT_BUFFER_BYTES}}}");
+        for cf in [CF_SPANS, CF_TRACES] {
+            self.db
+                .set_options_cf(self.cf(cf), &[("bottommost_compression_opts", &bound)])?;
+        }
+        Ok(())
     }
 
     fn check_format_version(&self) -> Result<(), StorageError> {
@@ -933,6 +949,23 @@ pub(crate) mod tests {
         let second = RocksStore::open(dir.path(), &RocksOptions::default());
         let message = second.err().expect("lock held").to_string();
         assert!(message.contains("lock"), "{message}");
+    }
+
+    #[test]
+    fn dictionary_buffers_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let _store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
+        // RocksDB writes the options in force to OPTIONS-<n>; the newest
+        // holds the bound for both families.
+        let newest = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.starts_with("OPTIONS-"))
+            .max_by_key(|name| name[8..].parse::<u64>().unwrap())
+            .unwrap();
+        let text = std::fs::read_to_string(dir.path().join(newest)).unwrap();
+        let bound = format!("max_dict_buffer_bytes={DICT_BUFFER_BYTES}");
+        assert_eq!(text.matches(&bound).count(), 2, "{text}");
     }
 
     #[test]

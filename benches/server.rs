@@ -8,7 +8,10 @@
 //! - saturation: two connections sending 512-span requests as fast as they
 //!   are acknowledged; spans/s per server core (the server's CPU time over
 //!   the run, from `/proc`) and the share refused;
-//! - ack latency at half of that rate.
+//! - ack latency at half of that rate;
+//! - overload: 32 connections against a second server with an 8 MiB
+//!   in-flight budget: the share refused, how fast refusals come back, and
+//!   the server's peak RSS.
 //!
 //! The load generator runs on the same two cores as the server, so the
 //! server never has the whole machine: the per-core figure divides by the CPU
@@ -22,6 +25,9 @@
 use std::time::Duration;
 
 use tracemap::loadgen::{self, Options, Report, Target};
+
+/// The overload phase's in-flight budget (`[limits] max_inflight_bytes`).
+const OVERLOAD_BUDGET: u64 = 8 << 20;
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -89,6 +95,39 @@ fn main() {
         },
     );
     let peak_rss = half.server.as_ref().map_or(0, |s| s.peak_rss_bytes);
+    drop(server);
+
+    // Overload: 32 connections (16 times the two that saturate) as fast as
+    // acknowledged, against a server whose in-flight budget holds a few
+    // requests, so most are refused.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("tracemap.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[limits]\nmax_message_bytes = {}\nmax_inflight_bytes = {OVERLOAD_BUDGET}\n",
+            OVERLOAD_BUDGET / 2
+        ),
+    )
+    .expect("config file");
+    let ports = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let data = dir.path().join("data");
+    let config = config.to_str().expect("UTF-8 path");
+    let flooded = ServerProcess::spawn_with(&data, ports, &["--config", config]);
+    let overload = run(
+        &runtime,
+        Options {
+            endpoint: Some(flooded.grpc_url()),
+            connections: 32,
+            server_pid: Some(flooded.child.id()),
+            ..options.clone()
+        },
+    );
+    assert!(quick || overload.refused > 0, "the flood was never refused");
 
     let cores = |r: &Report| r.server.as_ref().map_or(f64::NAN, |s| s.cores(r.elapsed));
     let per_core = saturated.spans_acknowledged_per_s() / cores(&saturated);
@@ -119,5 +158,16 @@ fn main() {
     println!(
         "| peak RSS over the runs | {:.0} MiB | — |",
         peak_rss as f64 / (1024.0 * 1024.0)
+    );
+    let sent = overload.requests_sent.max(1) as f64;
+    println!(
+        "| overload: 32 connections, {} MiB in-flight budget | {:.0} % of requests refused, refusal p50 {:.2} ms / p99 {:.2} ms; {:.0} spans/s acknowledged (p99 {:.1} ms); peak RSS {:.0} MiB | refusal ≤ 10 ms |",
+        OVERLOAD_BUDGET >> 20,
+        overload.refused as f64 * 100.0 / sent,
+        overload.refusal_latency.map_or(f64::NAN, |l| l.p50.as_secs_f64() * 1e3),
+        overload.refusal_latency.map_or(f64::NAN, |l| l.p99.as_secs_f64() * 1e3),
+        overload.spans_acknowledged_per_s(),
+        ms(&overload),
+        overload.server.as_ref().map_or(0, |s| s.peak_rss_bytes) as f64 / (1024.0 * 1024.0)
     );
 }

@@ -147,6 +147,8 @@ pub struct Report {
     pub last_error: Option<String>,
     /// `None` for X-Ray, or when nothing was acknowledged.
     pub latency: Option<Latency>,
+    /// How long refusals took to arrive; `None` when nothing was refused.
+    pub refusal_latency: Option<Latency>,
     pub server: Option<ServerUsage>,
 }
 
@@ -189,16 +191,18 @@ impl fmt::Display for Report {
         if let Some(error) = &self.last_error {
             writeln!(f, "last error: {error}")?;
         }
-        if let Some(latency) = &self.latency {
-            let ms = |d: Duration| d.as_secs_f64() * 1e3;
-            writeln!(
-                f,
-                "ack latency p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms, max {:.2} ms",
-                ms(latency.p50),
-                ms(latency.p99),
-                ms(latency.p999),
-                ms(latency.max)
-            )?;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        for (what, latency) in [("ack", &self.latency), ("refusal", &self.refusal_latency)] {
+            if let Some(latency) = latency {
+                writeln!(
+                    f,
+                    "{what} latency p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms, max {:.2} ms",
+                    ms(latency.p50),
+                    ms(latency.p99),
+                    ms(latency.p999),
+                    ms(latency.max)
+                )?;
+            }
         }
         if let Some(server) = &self.server {
             writeln!(
@@ -329,10 +333,14 @@ pub async fn run(options: Options) -> Result<Report, LoadgenError> {
     tokio::time::sleep(options.duration).await;
     stop.cancel();
     let mut latencies = new_histogram();
+    let mut refusals = new_histogram();
     for task in tasks {
-        if let Ok(histogram) = task.await {
+        if let Ok((acknowledged, refused)) = task.await {
             latencies
-                .add(histogram)
+                .add(acknowledged)
+                .expect("histograms of the same bounds");
+            refusals
+                .add(refused)
                 .expect("histograms of the same bounds");
         }
     }
@@ -344,15 +352,18 @@ pub async fn run(options: Options) -> Result<Report, LoadgenError> {
         (Some(pid), Some(before)) => Some(ServerUsage::between(before, proc::read(pid)?)),
         _ => None,
     };
-    let latency = (!latencies.is_empty()).then(|| {
-        let at = |q: f64| Duration::from_micros(latencies.value_at_quantile(q));
-        Latency {
-            p50: at(0.50),
-            p99: at(0.99),
-            p999: at(0.999),
-            max: Duration::from_micros(latencies.max()),
-        }
-    });
+    let summary = |latencies: &Histogram<u64>| {
+        (!latencies.is_empty()).then(|| {
+            let at = |q: f64| Duration::from_micros(latencies.value_at_quantile(q));
+            Latency {
+                p50: at(0.50),
+                p99: at(0.99),
+                p999: at(0.999),
+                max: Duration::from_micros(latencies.max()),
+            }
+        })
+    };
+    let (latency, refusal_latency) = (summary(&latencies), summary(&refusals));
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     let last_error = counters.last_error.lock().expect("not poisoned").clone();
     Ok(Report {
@@ -367,6 +378,7 @@ pub async fn run(options: Options) -> Result<Report, LoadgenError> {
         errors: load(&counters.errors),
         last_error,
         latency,
+        refusal_latency,
         server,
     })
 }
@@ -443,8 +455,8 @@ async fn otlp_connection(
     period: Option<Duration>,
     stop: CancellationToken,
     counters: Arc<Counters>,
-) -> Histogram<u64> {
-    let mut latencies = new_histogram();
+) -> (Histogram<u64>, Histogram<u64>) {
+    let (mut latencies, mut refusals) = (new_histogram(), new_histogram());
     let mut ticker = period.map(|period| {
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -467,9 +479,11 @@ async fn otlp_connection(
         let sent = Instant::now();
         let outcome = sender.send(body).await;
         let failed = matches!(outcome, Outcome::Failed(_));
-        if matches!(outcome, Outcome::Acknowledged { .. }) {
-            let micros = sent.elapsed().as_micros().max(1) as u64;
-            latencies.saturating_record(micros);
+        let micros = sent.elapsed().as_micros().max(1) as u64;
+        match outcome {
+            Outcome::Acknowledged { .. } => latencies.saturating_record(micros),
+            Outcome::Refused => refusals.saturating_record(micros),
+            Outcome::Failed(_) => {}
         }
         counters.count(request.spans, outcome);
         if failed && period.is_none() {
@@ -477,7 +491,7 @@ async fn otlp_connection(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    latencies
+    (latencies, refusals)
 }
 
 async fn xray_connection(
@@ -487,7 +501,7 @@ async fn xray_connection(
     rate: Option<f64>,
     stop: CancellationToken,
     counters: Arc<Counters>,
-) -> Histogram<u64> {
+) -> (Histogram<u64>, Histogram<u64>) {
     let mut ticker = tokio::time::interval(XRAY_TICK);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let per_tick = rate.map(|rate| rate * XRAY_TICK.as_secs_f64());
@@ -519,7 +533,8 @@ async fn xray_connection(
         // Unpaced, let the other connections and the runtime have a turn.
         tokio::task::yield_now().await;
     }
-    new_histogram()
+    // UDP has neither acknowledgements nor refusals.
+    (new_histogram(), new_histogram())
 }
 
 async fn print_progress(target: Target, counters: Arc<Counters>, stop: CancellationToken) {

@@ -13,6 +13,7 @@ mod graph_log;
 mod index;
 mod measure;
 mod migrate;
+mod tuning;
 
 pub use measure::WriteCounters;
 
@@ -21,19 +22,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rocksdb::compaction_filter::Decision;
-use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
-    Options, SliceTransform, WriteBatch, WriteOptions, DB,
-};
+use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
 use super::codec::{decode_chunk, decode_summary, encode_chunk, encode_summary};
 use super::keys::{
     chunk_id, decode_journal_key, decode_journal_value, decode_span_key, encode_index_block,
     encode_index_key, encode_index_table, encode_journal_key, encode_journal_value,
     encode_span_key, index_hour, span_key_prefix, IndexBlockKey, JournalKey, SpanKey, ALL_CFS,
-    CF_INDEX, CF_META, CF_OPEN, CF_SPANS, CF_TRACES, HOUR_US, INDEX_KEY_LEN, INDEX_PREFIX_LEN,
-    META_FORMAT_VERSION, META_INDEX_SEQ, META_RETENTION_CUTOFF,
+    CF_INDEX, CF_META, CF_OPEN, CF_SPANS, CF_TRACES, HOUR_US, INDEX_KEY_LEN, META_FORMAT_VERSION,
+    META_INDEX_SEQ, META_RETENTION_CUTOFF,
 };
 use super::keys::{
     decode_name_key, encode_name_key, name_prefix, CF_FINDINGS, CF_GRAPH, CF_GRAPH_LOG, CF_NAMES,
@@ -48,22 +45,6 @@ use crate::model::{
 
 /// The on-disk format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 4;
-
-/// Data blocks of the spans column family (RocksDB's default is 4 KiB).
-const SPAN_BLOCK_BYTES: usize = 32 << 10;
-/// The zstd dictionary trained for each bottom-level span file.
-const SPAN_DICT_BYTES: i32 = 64 << 10;
-/// The same for summaries.
-const SUMMARY_DICT_BYTES: i32 = 32 << 10;
-/// Data blocks buffered per file being written, to sample for its dictionary.
-const DICT_BUFFER_BYTES: usize = 4 << 20;
-/// zstd's level at the bottom. Young stores compact straight into the bottom
-/// level, so its level is paid on nearly every byte. `benches/suite.rs`, one
-/// session (span bytes on disk; CPU per span with flushes and compactions):
-/// level 1 74.6 B, 11.8 µs; level 3 76.2 B, 12.7 µs; level 6 72.0 B, 16.0 µs;
-/// level 3 without the dictionary 86.0 B, 11.2 µs; 4 KiB blocks without it
-/// (the settings before) 99.0 B, 12.1 µs.
-const ZSTD_LEVEL: i32 = 1;
 
 /// Engine settings, from `[storage]` in the config file.
 #[derive(Debug, Clone)]
@@ -124,123 +105,9 @@ impl From<rocksdb::Error> for StorageError {
 impl RocksStore {
     /// Opens (or creates) the store under `path`, recovering from the WAL.
     pub fn open(path: &Path, options: &RocksOptions) -> Result<Self, StorageError> {
-        let mut db_options = Options::default();
-        db_options.create_if_missing(true);
-        db_options.create_missing_column_families(true);
-        db_options.set_max_background_jobs(2);
-        db_options.set_keep_log_file_num(5);
-        if options.statistics {
-            db_options.enable_statistics();
-        }
-
-        let cache = Cache::new_lru_cache(options.block_cache_bytes);
-        let mut table = BlockBasedOptions::default();
-        table.set_block_cache(&cache);
-        table.set_bloom_filter(10.0, false);
-        table.set_whole_key_filtering(false);
-
         let cutoff_us = Arc::new(AtomicU64::new(0));
-        // Retention's compaction filters: spans received before the cutoff,
-        // and summaries of traces that received nothing since, are dropped
-        // whenever compaction rewrites them. Periodic compaction makes sure
-        // that happens to old files too.
-        let periodic = options.retention.as_secs().div_ceil(4).max(3_600);
-        let mut spans = Options::default();
-        let cutoff = cutoff_us.clone();
-        spans.set_compaction_filter("retention", move |_, key: &[u8], _: &[u8]| {
-            match decode_span_key(key) {
-                Ok(key) if key.received_at_us < cutoff.load(Ordering::Relaxed) => Decision::Remove,
-                _ => Decision::Keep,
-            }
-        });
-        spans.set_periodic_compaction_seconds(periodic);
-        spans.set_compression_type(DBCompressionType::Lz4);
-        spans.set_bottommost_compression_type(DBCompressionType::Zstd);
-        spans.set_prefix_extractor(SliceTransform::create_fixed_prefix(TraceId::LEN));
-        // Memtable blooms are allocated whole with each memtable, sized as a
-        // share of its 64 MiB: a 64 MiB memtable holds a few thousand chunks
-        // (128 KiB of bloom: hundreds of bits per trace).
-        spans.set_memtable_prefix_bloom_ratio(0.002);
-        // Spans compress best in large blocks with a dictionary trained per
-        // file: a trace's chunk repeats the attribute keys and constant values
-        // of every other chunk (benches/suite.rs measures bytes per span).
-        let mut span_table = BlockBasedOptions::default();
-        span_table.set_block_cache(&cache);
-        span_table.set_bloom_filter(10.0, false);
-        span_table.set_whole_key_filtering(false);
-        span_table.set_block_size(SPAN_BLOCK_BYTES);
-        spans.set_bottommost_compression_options(-14, ZSTD_LEVEL, 0, SPAN_DICT_BYTES, true);
-        // Samples of 16 dictionaries' worth (1 MiB buffered per compaction)
-        // trained as good a dictionary as 100 (same bytes and CPU per span).
-        spans.set_bottommost_zstd_max_train_bytes(16 * SPAN_DICT_BYTES, true);
-        spans.set_block_based_table_factory(&span_table);
-
-        let mut traces = Options::default();
-        let cutoff = cutoff_us.clone();
-        traces.set_compaction_filter("retention", move |_, key: &[u8], value: &[u8]| {
-            let Ok(trace_id) = TraceId::from_bytes(key) else {
-                return Decision::Keep;
-            };
-            match decode_summary(trace_id, value) {
-                Ok((summary, _)) if summary.last_received_us < cutoff.load(Ordering::Relaxed) => {
-                    Decision::Remove
-                }
-                _ => Decision::Keep,
-            }
-        });
-        traces.set_periodic_compaction_seconds(periodic);
-        traces.set_compression_type(DBCompressionType::Lz4);
-        traces.set_bottommost_compression_type(DBCompressionType::Zstd);
-        let mut summary_table = BlockBasedOptions::default();
-        summary_table.set_block_cache(&cache);
-        // Most point reads (was this trace completed before?) miss.
-        summary_table.set_bloom_filter(10.0, false);
-        // Summaries repeat service and operation names: a dictionary too.
-        traces.set_bottommost_compression_options(-14, ZSTD_LEVEL, 0, SUMMARY_DICT_BYTES, true);
-        traces.set_bottommost_zstd_max_train_bytes(16 * SUMMARY_DICT_BYTES, true);
-        traces.set_block_based_table_factory(&summary_table);
-        // The same for the memtable, which a point read otherwise searches.
-        traces.set_memtable_whole_key_filtering(true);
-        // Some 250,000 summaries per memtable: 640 KiB, about 20 bits each.
-        traces.set_memtable_prefix_bloom_ratio(0.01);
-        let mut index = Options::default();
-        index.set_compression_type(DBCompressionType::Lz4);
-        index.set_bottommost_compression_type(DBCompressionType::Zstd);
-        // Scans stay within one hour·tag·hash; a prefix bloom skips files without it.
-        index.set_prefix_extractor(SliceTransform::create_fixed_prefix(INDEX_PREFIX_LEN));
-        index.set_memtable_prefix_bloom_ratio(0.01);
-        index.set_block_based_table_factory(&table);
-        // Every column family reads through the one block cache: one left
-        // with RocksDB's default table options gets a 32 MiB cache of its
-        // own (and about 6 MiB of its table up front).
-        let small = || {
-            let mut table = BlockBasedOptions::default();
-            table.set_block_cache(&cache);
-            let mut options = Options::default();
-            options.set_block_based_table_factory(&table);
-            options
-        };
-        db_options.set_block_based_table_factory(&{
-            let mut table = BlockBasedOptions::default();
-            table.set_block_cache(&cache);
-            table
-        });
-
-        let db = DB::open_cf_descriptors(
-            &db_options,
-            path,
-            vec![
-                ColumnFamilyDescriptor::new(CF_SPANS, spans),
-                ColumnFamilyDescriptor::new(CF_TRACES, traces),
-                ColumnFamilyDescriptor::new(CF_INDEX, index),
-                ColumnFamilyDescriptor::new(CF_OPEN, small()),
-                ColumnFamilyDescriptor::new(CF_NAMES, small()),
-                ColumnFamilyDescriptor::new(CF_META, small()),
-                ColumnFamilyDescriptor::new(CF_GRAPH, graph::options(small())),
-                ColumnFamilyDescriptor::new(CF_FINDINGS, small()),
-                ColumnFamilyDescriptor::new(CF_GRAPH_LOG, small()),
-            ],
-        )?;
+        let (db_options, families) = tuning::column_families(options, &cutoff_us);
+        let db = DB::open_cf_descriptors(&db_options, path, families)?;
         let store = Self {
             db,
             path: path.to_path_buf(),
@@ -320,19 +187,6 @@ impl RocksStore {
                     ))
                 }),
         }
-    }
-
-    /// While a bottom-level file is written, RocksDB keeps its data blocks to
-    /// sample for the dictionary, up to the whole file (64 MiB) unless told
-    /// otherwise, and charges them to the block cache; the Rust binding has no
-    /// setter for the bound, so it is set as RocksDB's option string.
-    fn bound_dictionary_buffers(&self) -> Result<(), StorageError> {
-        let bound = format!("{{max_dict_buffer_bytes={DICT_BUFFER_BYTES}}}");
-        for cf in [CF_SPANS, CF_TRACES] {
-            self.db
-                .set_options_cf(self.cf(cf), &[("bottommost_compression_opts", &bound)])?;
-        }
-        Ok(())
     }
 
     fn check_format_version(&self) -> Result<(), StorageError> {
@@ -792,196 +646,4 @@ impl TraceStore for RocksStore {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::model::{Span, SpanId};
-    use crate::storage::keys::{decode_index_key, MINUTE_US};
-
-    /// Writes and completes `traces` traces of `spans` spans with
-    /// incompressible attributes, one a minute from `first_us`, each received
-    /// as it starts; trace n's id is n + 1.
-    pub(crate) fn minutely_traffic(store: &RocksStore, first_us: u64, traces: u64, spans: u64) {
-        use crate::model::{AttrValue, KeyValue, TraceSummary};
-        for n in 0..traces {
-            let trace_id = TraceId((u128::from(n) + 1).to_be_bytes());
-            let at_us = first_us + n * MINUTE_US;
-            let spans = (0..spans)
-                .map(|i| Span {
-                    trace_id,
-                    span_id: SpanId((n * 1000 + i + 1).to_be_bytes()),
-                    start_ns: at_us * 1_000,
-                    end_ns: at_us * 1_000 + 1_000,
-                    attributes: vec![KeyValue::new(
-                        "noise",
-                        AttrValue::String(format!(
-                            "{:x}",
-                            (n * 7919 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                        )),
-                    )],
-                    ..Span::default()
-                })
-                .collect();
-            store
-                .append(at_us, &[TraceChunk { trace_id, spans }])
-                .unwrap();
-            let trace = store.trace(trace_id).unwrap().unwrap();
-            let summary = TraceSummary::of(&trace, &Default::default(), true);
-            store.complete(&[summary], &[], &[], &[], &[]).unwrap();
-        }
-    }
-
-    #[test]
-    fn spans_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let trace_id = TraceId([3; 16]);
-        let span = Span {
-            trace_id,
-            span_id: SpanId([4; 8]),
-            name: "GET /books".into(),
-            resource: std::sync::Arc::new(crate::model::Resource {
-                service: "catalog".into(),
-                attributes: vec![],
-            }),
-            ..Span::default()
-        };
-        {
-            let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
-            store
-                .append(
-                    10,
-                    &[TraceChunk {
-                        trace_id,
-                        spans: vec![span.clone()],
-                    }],
-                )
-                .unwrap();
-        }
-        let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
-        let trace = store.trace(trace_id).unwrap().unwrap();
-        assert_eq!(trace.spans, vec![span]);
-        assert_eq!(trace.last_received_us, 10);
-    }
-
-    #[test]
-    fn fsync_ack_mode_writes_and_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let options = RocksOptions {
-            sync_writes: true,
-            ..RocksOptions::default()
-        };
-        let store = RocksStore::open(dir.path(), &options).unwrap();
-        let trace_id = TraceId([5; 16]);
-        let span = Span {
-            trace_id,
-            span_id: SpanId([6; 8]),
-            resource: std::sync::Arc::new(crate::model::Resource {
-                service: "catalog".into(),
-                attributes: vec![],
-            }),
-            ..Span::default()
-        };
-        store
-            .append(
-                1,
-                &[TraceChunk {
-                    trace_id,
-                    spans: vec![span.clone()],
-                }],
-            )
-            .unwrap();
-        assert_eq!(store.trace(trace_id).unwrap().unwrap().spans, vec![span]);
-    }
-
-    #[test]
-    fn expiry_drops_whole_partitions_and_gives_disk_space_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let id = |n: u64| {
-            let mut trace_id = [0u8; 16];
-            trace_id[8..].copy_from_slice(&(n + 1).to_be_bytes());
-            TraceId(trace_id)
-        };
-        let all = |store: &RocksStore| {
-            store
-                .scan_index(IndexTag::All, "", 0, u64::MAX, 1000)
-                .unwrap()
-                .len()
-        };
-        {
-            let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
-            // 200 traces of 50 spans with incompressible attributes, one a
-            // minute over three hours and more, each received as it starts.
-            minutely_traffic(&store, 1, 200, 50);
-            store.compact().unwrap();
-            let before = store.disk_bytes().unwrap();
-            assert_eq!(store.oldest_partition_us().unwrap(), Some(0));
-            // Everything before minute 150 goes: hours 0 and 1 whole, hour 2
-            // in part.
-            store.expire(150 * MINUTE_US).unwrap();
-            assert_eq!(store.oldest_partition_us().unwrap(), Some(2 * HOUR_US));
-            assert_eq!(all(&store), 50);
-            store.compact().unwrap();
-            let after = store.disk_bytes().unwrap();
-            assert!(after * 2 < before, "sst bytes {before} -> {after}");
-            // The index partitions are gone from disk, not only hidden.
-            let mut iter = store.db.raw_iterator_cf(store.cf(CF_INDEX));
-            iter.seek_to_first();
-            let first = decode_index_key(iter.key().unwrap()).unwrap();
-            assert_eq!(first.hour, 2);
-        }
-        // The cutoff holds after a restart.
-        let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
-        for gone in [0, 149] {
-            assert!(store.trace(id(gone)).unwrap().is_none());
-            assert!(store.summary(id(gone)).unwrap().is_none());
-        }
-        assert_eq!(store.trace(id(150)).unwrap().unwrap().spans.len(), 50);
-        assert_eq!(store.trace(id(199)).unwrap().unwrap().spans.len(), 50);
-        assert_eq!(all(&store), 50);
-        // An earlier cutoff changes nothing.
-        store.expire(MINUTE_US).unwrap();
-        assert_eq!(all(&store), 50);
-    }
-
-    #[test]
-    fn a_second_process_cannot_open_the_same_dir() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
-        let second = RocksStore::open(dir.path(), &RocksOptions::default());
-        let message = second.err().expect("lock held").to_string();
-        assert!(message.contains("lock"), "{message}");
-    }
-
-    #[test]
-    fn dictionary_buffers_are_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let _store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
-        // RocksDB writes the options in force to OPTIONS-<n>; the newest
-        // holds the bound for both families.
-        let newest = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|name| name.starts_with("OPTIONS-"))
-            .max_by_key(|name| name[8..].parse::<u64>().unwrap())
-            .unwrap();
-        let text = std::fs::read_to_string(dir.path().join(newest)).unwrap();
-        let bound = format!("max_dict_buffer_bytes={DICT_BUFFER_BYTES}");
-        assert_eq!(text.matches(&bound).count(), 2, "{text}");
-    }
-
-    #[test]
-    fn an_unknown_format_version_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = RocksStore::open(dir.path(), &RocksOptions::default()).unwrap();
-            store
-                .db
-                .put_cf(store.cf(CF_META), META_FORMAT_VERSION, 99u32.to_be_bytes())
-                .unwrap();
-        }
-        match RocksStore::open(dir.path(), &RocksOptions::default()) {
-            Err(StorageError::FormatVersion { found: 99, .. }) => {}
-            Err(other) => panic!("unexpected error {other}"),
-            Ok(_) => panic!("opened a store with an unknown format"),
-        }
-    }
-}
+pub(crate) mod tests;

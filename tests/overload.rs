@@ -16,7 +16,6 @@ use std::time::Duration;
 use common::{otlp_request, otlp_span, string_attr};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use tokio_util::sync::CancellationToken;
-use tracemap::config::Config;
 use tracemap::model::{
     Aggregate, Finding, GraphRow, GraphSubject, Trace, TraceChunk, TraceId, TraceSummary,
 };
@@ -128,13 +127,7 @@ impl TraceStore for SlowStore {
 }
 
 fn status_bytes(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib * 1024
+    tracemap::loadgen::proc::status_bytes(std::process::id(), field).unwrap()
 }
 
 fn rss_bytes() -> u64 {
@@ -157,15 +150,7 @@ fn cap_memory(headroom: u64) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_store_turns_a_flood_into_retries_not_memory_and_loses_nothing() {
     let data = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        data_dir: data.path().to_path_buf(),
-        otlp_grpc_port: 0,
-        otlp_http_port: 0,
-        http_port: 0,
-        xray_port: 0,
-        zipkin_port: 0,
-        ..Config::default()
-    };
+    let mut config = common::test_config(data.path());
     config.limits.max_inflight_bytes = BUDGET;
     config.limits.max_message_bytes = 1 << 20;
     config.storage.min_free_disk_mb = 0;

@@ -81,12 +81,19 @@ pub fn parse_rss_bytes(status: &str) -> Option<u64> {
 
 /// Resident memory of process `pid` now, in bytes.
 pub fn rss_bytes(pid: u32) -> Result<u64, LoadgenError> {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS:`, `VmHWM:`, `VmSize:`, …), in bytes.
+pub fn status_bytes(pid: u32, field: &str) -> Result<u64, LoadgenError> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).map_err(|source| LoadgenError::Proc {
         path: path.clone(),
         source,
     })?;
-    parse_rss_bytes(&status).ok_or(LoadgenError::ProcFormat { path })
+    status_kib(&status, field)
+        .map(|kib| kib * 1024)
+        .ok_or(LoadgenError::ProcFormat { path })
 }
 
 fn status_kib(status: &str, field: &str) -> Option<u64> {

@@ -17,6 +17,24 @@ use tokio_util::sync::CancellationToken;
 use tracemap::app::{self, Running};
 use tracemap::config::Config;
 
+/// The defaults on OS-chosen ports with data in `data_dir`, as the
+/// in-process test servers run.
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut config = Config {
+        data_dir: data_dir.to_path_buf(),
+        otlp_grpc_port: 0,
+        otlp_http_port: 0,
+        http_port: 0,
+        xray_port: 0,
+        zipkin_port: 0,
+        ..Config::default()
+    };
+    // A shared test machine's disk may run low; only the disk test wants
+    // the free-space reserve.
+    config.storage.min_free_disk_mb = 0;
+    config
+}
+
 /// A server running inside the test process.
 pub struct TestServer {
     pub grpc_url: String,
@@ -37,18 +55,7 @@ impl TestServer {
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        let mut config = Config {
-            data_dir: data_dir.path().to_path_buf(),
-            otlp_grpc_port: 0,
-            otlp_http_port: 0,
-            http_port: 0,
-            xray_port: 0,
-            zipkin_port: 0,
-            ..Config::default()
-        };
-        // A shared test machine's disk may run low; only the disk test wants
-        // the free-space reserve.
-        config.storage.min_free_disk_mb = 0;
+        let mut config = test_config(data_dir.path());
         adjust(&mut config);
         let token = CancellationToken::new();
         let running = app::start(config, token.clone()).await.unwrap();
@@ -300,13 +307,7 @@ impl ServerProcess {
 
     /// Peak resident memory of the process so far, in bytes.
     pub fn peak_rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        kib * 1024
+        tracemap::loadgen::proc::status_bytes(self.child.id(), "VmHWM:").unwrap()
     }
 
     pub fn kill9(&mut self) {

@@ -571,14 +571,11 @@ impl TraceStore for RocksStore {
     }
 
     fn disk_bytes(&self) -> Result<u64, StorageError> {
-        let mut total = 0;
-        for cf in ALL_CFS {
-            total += self
-                .db
-                .property_int_value_cf(self.cf(cf), "rocksdb.live-sst-files-size")?
-                .unwrap_or(0);
-        }
-        Ok(total)
+        Ok(self
+            .disk_bytes_by_family()?
+            .iter()
+            .map(|(_, bytes)| bytes)
+            .sum())
     }
 
     fn oldest_partition_us(&self) -> Result<Option<u64>, StorageError> {

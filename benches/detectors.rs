@@ -6,7 +6,8 @@
 //!   batches of 256 traces, with the graph and the detectors (`Analyzer`)
 //!   and with the graph alone, interleaved in blocks; the findings the run
 //!   stored are counted, so the detectors are known to have had work;
-//! - `detectors/inspect`: the detectors alone over one 50-span trace (criterion).
+//! - `detectors/inspect`: the detectors alone over one 50-span trace, and
+//!   `graph/contribute` the service graph's part of completion for it (criterion).
 //!
 //! Run: `cargo bench --bench detectors` (under `cargo test --benches` it runs
 //! small).
@@ -20,7 +21,7 @@ use tracemap::analysis::graph::{GraphAnalysis, GraphMetrics};
 use tracemap::analysis::{Analyzer, FindingMetrics, GraphLimits};
 use tracemap::assembly::Analysis;
 use tracemap::ingest::group_by_trace;
-use tracemap::model::{Trace, TraceId};
+use tracemap::model::{GraphBatch, Trace, TraceId};
 use tracemap::receivers::otlp::convert::convert_request;
 use tracemap::storage::{FindingQuery, TraceStore};
 
@@ -109,6 +110,19 @@ fn inspect(c: &mut Criterion) {
     group.throughput(Throughput::Elements(trace.spans.len() as u64));
     group.bench_function("inspect_50_span_trace", |b| {
         b.iter(|| detectors::inspect(&trace, &all))
+    });
+    group.finish();
+    // The service graph's part of completion for the same trace: its
+    // observations, guarded and added to a batch's rows.
+    let graph = GraphAnalysis::new(GraphLimits::default(), GraphMetrics::default());
+    let mut group = c.benchmark_group("graph");
+    group.throughput(Throughput::Elements(trace.spans.len() as u64));
+    group.bench_function("contribute_50_span_trace", |b| {
+        b.iter(|| {
+            let mut batch = GraphBatch::default();
+            graph.contribute(&trace, None, &mut batch);
+            batch
+        })
     });
     group.finish();
 }

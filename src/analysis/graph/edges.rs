@@ -19,18 +19,20 @@ use std::borrow::Cow;
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::model::{
-    semconv, CallClass, EdgeType, GraphSubject, NodeType, Span, SpanId, SpanKind, StatusCode, Trace,
+    semconv, semconv::Facts, CallClass, EdgeType, NodeType, Span, SpanId, SpanKind, StatusCode,
+    SubjectRef, Trace,
 };
 
 /// The caller of root spans.
 pub const USER: &str = "user";
 
-/// One call on an edge, or one request handled by a node.
+/// One call on an edge, or one request handled by a node; its names are
+/// borrowed from the trace where they can be.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Observation {
+pub struct Observation<'a> {
     /// Start of the span observed (ns): the time bucket it counts in.
     pub start_ns: u64,
-    pub subject: GraphSubject,
+    pub subject: SubjectRef<'a>,
     pub class: CallClass,
     pub latency_us: u64,
     pub retry: bool,
@@ -53,7 +55,7 @@ fn micros(span: &Span) -> u64 {
 /// How a call ended, from the client span and the server span when both exist:
 /// an HTTP status decides first (429 throttle, 4xx error, 5xx fault), then
 /// X-Ray's flags, then gRPC's `RESOURCE_EXHAUSTED`, then an error status.
-pub fn classify(client: &Span, server: Option<&Span>) -> CallClass {
+pub fn classify(client: &Facts, server: Option<&Facts>) -> CallClass {
     let sides = || std::iter::once(client).chain(server);
     if let Some(code) = sides().find_map(semconv::http_status) {
         match code {
@@ -75,39 +77,39 @@ pub fn classify(client: &Span, server: Option<&Span>) -> CallClass {
     if sides().any(|s| semconv::grpc_status(s) == Some(8)) {
         return CallClass::Throttle;
     }
-    if sides().any(|s| s.status.code == StatusCode::Error) {
+    if sides().any(|s| s.span.status.code == StatusCode::Error) {
         return CallClass::Fault;
     }
     CallClass::Ok
 }
 
 /// The virtual node a client span with no server side calls, if it names one.
-fn virtual_node(span: &Span) -> Option<GraphSubject> {
-    let id = semconv::peer_name(span)?.into_owned();
+fn virtual_node<'a>(span: &Facts<'a>) -> Option<SubjectRef<'a>> {
+    let id = semconv::peer_name(span)?;
     let (node_type, system) = if let Some(system) = semconv::db_system(span) {
-        (NodeType::Database, system.into_owned())
+        (NodeType::Database, system)
     } else if let Some(system) = semconv::messaging_system(span) {
-        (NodeType::Messaging, system.into_owned())
-    } else if span.kind == SpanKind::Producer {
-        (NodeType::Messaging, String::new())
+        (NodeType::Messaging, system)
+    } else if span.span.kind == SpanKind::Producer {
+        (NodeType::Messaging, Cow::Borrowed(""))
     } else {
-        (NodeType::External, String::new())
+        (NodeType::External, Cow::Borrowed(""))
     };
-    Some(GraphSubject::Node {
+    Some(SubjectRef::Node {
         id,
         node_type,
         system,
     })
 }
 
-fn edge_type(caller: &Span, callee: Option<&Span>, target: Option<NodeType>) -> EdgeType {
+fn edge_type(caller: &Facts, callee: Option<&Facts>, target: Option<NodeType>) -> EdgeType {
     let sides = || std::iter::once(caller).chain(callee);
     match target {
         Some(NodeType::Database) => return EdgeType::Database,
         Some(NodeType::Messaging) => return EdgeType::Messaging,
         _ => {}
     }
-    if sides().any(|s| matches!(s.kind, SpanKind::Producer | SpanKind::Consumer))
+    if sides().any(|s| matches!(s.span.kind, SpanKind::Producer | SpanKind::Consumer))
         || sides().any(|s| semconv::messaging_system(s).is_some())
     {
         EdgeType::Messaging
@@ -122,16 +124,16 @@ fn edge_type(caller: &Span, callee: Option<&Span>, target: Option<NodeType>) -> 
     }
 }
 
-fn service_node(id: &str) -> GraphSubject {
-    GraphSubject::Node {
-        id: id.to_string(),
+fn service_node(id: &str) -> SubjectRef<'_> {
+    SubjectRef::Node {
+        id: Cow::Borrowed(id),
         node_type: NodeType::Service,
-        system: String::new(),
+        system: Cow::Borrowed(""),
     }
 }
 
 /// Every call and request the trace shows.
-pub fn observations(trace: &Trace) -> Vec<Observation> {
+pub fn observations(trace: &Trace) -> Vec<Observation<'_>> {
     let spans = &trace.spans;
     let index: HashMap<SpanId, usize> = spans
         .iter()
@@ -152,37 +154,40 @@ pub fn observations(trace: &Trace) -> Vec<Observation> {
             caused[i] = true;
         }
     }
-    let retries = retried_calls(spans, &parent_of, &server_of);
+    // Every attribute question below is asked of these, not the spans.
+    let facts: Vec<Facts> = spans.iter().map(Facts::of).collect();
+    let retries = retried_calls(&facts, &parent_of, &server_of);
     let mut out = Vec::new();
     for (i, span) in spans.iter().enumerate() {
         let service = span.service();
+        let fact = &facts[i];
         if is_caller(span.kind) {
             let retry = retries[i];
             if let Some(&s) = server_of.get(&i) {
                 let server = &spans[s];
                 out.push(Observation {
                     start_ns: span.start_ns,
-                    subject: GraphSubject::Edge {
-                        source: service.to_string(),
-                        target: server.service().to_string(),
-                        edge_type: edge_type(span, Some(server), None),
+                    subject: SubjectRef::Edge {
+                        source: Cow::Borrowed(service),
+                        target: Cow::Borrowed(server.service()),
+                        edge_type: edge_type(fact, Some(&facts[s]), None),
                     },
-                    class: classify(span, Some(server)),
+                    class: classify(fact, Some(&facts[s])),
                     latency_us: micros(span),
                     retry,
                     server_latency_us: Some(micros(server)),
                 });
-            } else if let Some(node) = virtual_node(span) {
-                let GraphSubject::Node { id, node_type, .. } = &node else {
+            } else if let Some(node) = virtual_node(fact) {
+                let SubjectRef::Node { id, node_type, .. } = &node else {
                     unreachable!("virtual_node returns a node")
                 };
-                let class = classify(span, None);
+                let class = classify(fact, None);
                 out.push(Observation {
                     start_ns: span.start_ns,
-                    subject: GraphSubject::Edge {
-                        source: service.to_string(),
+                    subject: SubjectRef::Edge {
+                        source: Cow::Borrowed(service),
                         target: id.clone(),
-                        edge_type: edge_type(span, None, Some(*node_type)),
+                        edge_type: edge_type(fact, None, Some(*node_type)),
                     },
                     class,
                     latency_us: micros(span),
@@ -208,7 +213,7 @@ pub fn observations(trace: &Trace) -> Vec<Observation> {
         if !entry {
             continue;
         }
-        let class = classify(span, None);
+        let class = classify(fact, None);
         out.push(Observation {
             start_ns: span.start_ns,
             subject: service_node(service),
@@ -226,18 +231,18 @@ pub fn observations(trace: &Trace) -> Vec<Observation> {
             // The caller is not in the trace (yet): no edge to draw.
             _ => continue,
         };
-        let subject = GraphSubject::Edge {
-            source: caller.to_string(),
-            target: service.to_string(),
-            edge_type: edge_type(span, None, None),
+        let subject = SubjectRef::Edge {
+            source: Cow::Borrowed(caller),
+            target: Cow::Borrowed(service),
+            edge_type: edge_type(fact, None, None),
         };
         if caller == USER {
             out.push(Observation {
                 start_ns: span.start_ns,
-                subject: GraphSubject::Node {
-                    id: USER.to_string(),
+                subject: SubjectRef::Node {
+                    id: Cow::Borrowed(USER),
                     node_type: NodeType::Client,
-                    system: String::new(),
+                    system: Cow::Borrowed(""),
                 },
                 class,
                 latency_us: micros(span),
@@ -260,31 +265,31 @@ pub fn observations(trace: &Trace) -> Vec<Observation> {
 /// Which client spans are retry attempts: marked as such, or following a
 /// failed or throttled sibling call to the same callee and operation.
 fn retried_calls(
-    spans: &[Span],
+    spans: &[Facts],
     parent_of: &impl Fn(&Span) -> Option<usize>,
     server_of: &HashMap<usize, usize>,
 ) -> Vec<bool> {
     let mut retry: Vec<bool> = spans
         .iter()
-        .map(|s| is_caller(s.kind) && semconv::retry_marker(s))
+        .map(|s| is_caller(s.span.kind) && semconv::retry_marker(s))
         .collect();
     // Client calls grouped by (parent, callee, operation), in start order
     // (spans are sorted by start).
     type Group<'a> = (Option<usize>, Cow<'a, str>, &'a str);
     let mut groups: HashMap<Group, Vec<usize>> = HashMap::default();
     for (i, span) in spans.iter().enumerate() {
-        if !is_caller(span.kind) {
+        if !is_caller(span.span.kind) {
             continue;
         }
         let callee = match server_of.get(&i) {
-            Some(&s) => Cow::Borrowed(spans[s].service()),
+            Some(&s) => Cow::Borrowed(spans[s].span.service()),
             None => match semconv::peer_name(span) {
                 Some(name) => name,
                 None => continue,
             },
         };
         groups
-            .entry((parent_of(span), callee, span.name.as_str()))
+            .entry((parent_of(span.span), callee, span.span.name.as_str()))
             .or_default()
             .push(i);
     }
@@ -296,7 +301,7 @@ fn retried_calls(
                 classify(before, server),
                 CallClass::Fault | CallClass::Throttle
             );
-            if failed && before.end_ns <= after.start_ns {
+            if failed && before.span.end_ns <= after.span.start_ns {
                 retry[pair[1]] = true;
             }
         }
@@ -363,13 +368,13 @@ mod tests {
         let mut out: Vec<_> = observations
             .iter()
             .filter_map(|o| match &o.subject {
-                GraphSubject::Edge {
+                SubjectRef::Edge {
                     source,
                     target,
                     edge_type,
                 } => Some((
-                    source.clone(),
-                    target.clone(),
+                    source.to_string(),
+                    target.to_string(),
                     *edge_type,
                     o.class,
                     o.latency_us,
@@ -385,11 +390,11 @@ mod tests {
         let mut out: Vec<_> = observations
             .iter()
             .filter_map(|o| match &o.subject {
-                GraphSubject::Node {
+                SubjectRef::Node {
                     id,
                     node_type,
                     system,
-                } => Some((id.clone(), *node_type, system.clone())),
+                } => Some((id.to_string(), *node_type, system.to_string())),
                 _ => None,
             })
             .collect();
@@ -588,7 +593,7 @@ mod tests {
         let trace = b.trace();
         let retried: Vec<bool> = observations(&trace)
             .iter()
-            .filter(|o| matches!(&o.subject, GraphSubject::Edge { target, .. } if target == "api.stripe.com"))
+            .filter(|o| matches!(&o.subject, SubjectRef::Edge { target, .. } if target == "api.stripe.com"))
             .map(|o| o.retry)
             .collect();
         assert_eq!(retried, [false, true, true, false, true]);
@@ -611,15 +616,18 @@ mod tests {
             ],
         );
         let trace = b.trace();
-        assert_eq!(classify(&trace.spans[0], None), CallClass::Throttle);
+        assert_eq!(
+            classify(&Facts::of(&trace.spans[0]), None),
+            CallClass::Throttle
+        );
         let mut span = trace.spans[0].clone();
         span.attributes.clear();
         span.status = Status {
             code: StatusCode::Error,
             message: "timeout".into(),
         };
-        assert_eq!(classify(&span, None), CallClass::Fault);
+        assert_eq!(classify(&Facts::of(&span), None), CallClass::Fault);
         span.attributes = vec![KeyValue::new("http.status_code", s("404"))];
-        assert_eq!(classify(&span, None), CallClass::Error);
+        assert_eq!(classify(&Facts::of(&span), None), CallClass::Error);
     }
 }

@@ -8,12 +8,13 @@ pub mod guard;
 pub mod metrics;
 pub mod model;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::assembly::Analysis;
 use crate::model::{
-    GraphBatch, GraphRow, GraphSubject, NodeType, Span, SpanKind, StatusCode, Trace,
+    GraphBatch, GraphRow, GraphSubject, NodeType, Span, SpanKind, StatusCode, SubjectRef, Trace,
 };
 
 pub use guard::{GraphLimits, OVERFLOW};
@@ -47,28 +48,36 @@ impl GraphAnalysis {
         // ones are replaced.
         for o in observations {
             let subject = match o.subject {
-                GraphSubject::Node {
+                SubjectRef::Node {
                     id,
                     node_type,
                     system,
                 } => {
                     let guarded = guard.node(&id) == OVERFLOW;
-                    GraphSubject::Node {
-                        id: if guarded { OVERFLOW.to_string() } else { id },
+                    SubjectRef::Node {
+                        id: if guarded { Cow::Borrowed(OVERFLOW) } else { id },
                         node_type,
                         system,
                     }
                 }
-                GraphSubject::Edge {
+                SubjectRef::Edge {
                     source,
                     target,
                     edge_type,
                 } => {
                     let (s, t) = guard.edge(&source, &target);
                     let (s_over, t_over) = (s == OVERFLOW, t == OVERFLOW);
-                    GraphSubject::Edge {
-                        source: if s_over { OVERFLOW.to_string() } else { source },
-                        target: if t_over { OVERFLOW.to_string() } else { target },
+                    SubjectRef::Edge {
+                        source: if s_over {
+                            Cow::Borrowed(OVERFLOW)
+                        } else {
+                            source
+                        },
+                        target: if t_over {
+                            Cow::Borrowed(OVERFLOW)
+                        } else {
+                            target
+                        },
                         edge_type,
                     }
                 }

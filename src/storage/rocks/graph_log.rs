@@ -31,16 +31,29 @@ const APPLY_AFTER: Duration = Duration::from_secs(1);
 /// Or until this many wait.
 const APPLY_ROWS: usize = 50_000;
 
-/// Rows logged and not yet in the aggregates, with their log entries.
+/// Rows logged and not yet in the aggregates, summed by subject and minute
+/// as they come, with their log entries.
 #[derive(Default)]
 pub(super) struct Pending {
-    rows: Vec<GraphRow>,
+    sum: GraphBatch,
+    /// Rows logged into `sum` (the trigger counts these, not its rows).
+    rows: usize,
     entries: Vec<u64>,
     next_entry: u64,
     oldest: Option<Instant>,
 }
 
 pub(super) type PendingRows = Mutex<Pending>;
+
+impl Pending {
+    fn add<'a>(&mut self, rows: impl Iterator<Item = &'a GraphRow>) {
+        for row in rows {
+            self.sum
+                .add(row.minute, row.subject.as_ref(), &row.aggregate);
+            self.rows += 1;
+        }
+    }
+}
 
 /// An entry's value: per row, minute (4, BE) · varint subject length ·
 /// subject · varint aggregate length · aggregate.
@@ -104,10 +117,10 @@ impl RocksStore {
         if !rows.is_empty() {
             pending.next_entry += 1;
             pending.entries.push(entry);
-            pending.rows.extend_from_slice(rows);
+            pending.add(rows.iter());
             pending.oldest.get_or_insert_with(Instant::now);
         }
-        let due = pending.rows.len() >= APPLY_ROWS
+        let due = pending.rows >= APPLY_ROWS
             || pending.oldest.is_some_and(|t| t.elapsed() >= APPLY_AFTER);
         // The completion is durable whatever happens here: rows that cannot
         // be applied now stay logged and waiting, for the next try.
@@ -131,14 +144,11 @@ impl RocksStore {
         }
         // Taken out first: rows are never applied twice, even if something
         // panics after the write; put back only if the write fails.
-        let (logged, entries) = (
-            std::mem::take(&mut pending.rows),
+        let (sum, entries) = (
+            std::mem::take(&mut pending.sum),
             std::mem::take(&mut pending.entries),
         );
-        let mut sum = GraphBatch::default();
-        for row in &logged {
-            sum.add(row.minute, row.subject.clone(), &row.aggregate);
-        }
+        pending.rows = 0;
         let rows = sum.into_rows();
         let (graph, log) = (self.cf(CF_GRAPH), self.cf(CF_GRAPH_LOG));
         let mut batch = WriteBatch::default();
@@ -158,7 +168,7 @@ impl RocksStore {
         let gate = self.graph_cache.shared();
         self.recorder.see(&batch);
         if let Err(error) = self.db.write_opt(batch, &write) {
-            pending.rows = logged;
+            pending.add(rows.iter());
             pending.entries = entries;
             return Err(error.into());
         }
@@ -183,7 +193,7 @@ impl RocksStore {
             );
             let rows = decode_rows(&value)
                 .ok_or_else(|| StorageError::Corrupt("graph log entry".into()))?;
-            pending.rows.extend(rows);
+            pending.add(rows.iter());
             pending.entries.push(entry);
             pending.next_entry = pending.next_entry.max(entry + 1);
         }

@@ -113,18 +113,34 @@ impl GraphAnalysis {
 
 impl Analysis for GraphAnalysis {
     fn arrived(&self, spans: &[&Span]) {
-        // Added up per label set first: one metric lookup per distinct set.
+        // Added up per label set first, under the spans' own names, so the
+        // guard is asked once per distinct set and each metric looked up
+        // once per guarded set.
         type Key<'a> = (&'a str, &'a str, SpanKind, StatusCode);
-        let mut durations: HashMap<Key, Vec<f64>> = HashMap::new();
+        type ByKey<'a> = HashMap<Key<'a>, Vec<f64>, foldhash::fast::RandomState>;
+        let mut received = ByKey::default();
+        for span in spans {
+            received
+                .entry((span.service(), &span.name, span.kind, span.status.code))
+                .or_default()
+                .push(span.duration_ns() as f64 / 1e6);
+        }
+        let mut durations = ByKey::default();
         {
             let mut guard = self.guard.lock().expect("graph guard lock");
             guard.roll();
-            for span in spans {
-                let (service, operation) = guard.operation(span.service(), &span.name);
+            for ((service, operation, kind, status), spans) in received {
+                let before = guard.overflowed;
+                let (service, operation) = guard.operation(service, operation);
+                // Counted per span, as if each had asked.
+                let more = spans.len() as u64 - 1;
+                let overflowed = &mut guard.overflowed;
+                overflowed.nodes += (overflowed.nodes - before.nodes) * more;
+                overflowed.operations += (overflowed.operations - before.operations) * more;
                 durations
-                    .entry((service, operation, span.kind, span.status.code))
+                    .entry((service, operation, kind, status))
                     .or_default()
-                    .push(span.duration_ns() as f64 / 1e6);
+                    .extend(spans);
             }
             self.report_overflow(&mut guard);
         }
@@ -160,5 +176,62 @@ impl Analysis for GraphAnalysis {
             .collect();
         self.metrics
             .rows(rows, &|target| virtual_nodes.get(target).copied());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::model::Resource;
+
+    /// Spans of one name are asked about together, yet an overflow counts
+    /// each span, as `tracemap_graph_overflow_total` always did.
+    #[test]
+    fn span_metrics_count_every_overflowed_span() {
+        let metrics = GraphMetrics::default();
+        let graph = GraphAnalysis::new(
+            GraphLimits {
+                max_nodes: 10,
+                max_operations: 1,
+                max_edges: 10,
+                window: Duration::from_secs(3_600),
+            },
+            metrics.clone(),
+        );
+        let resource = Arc::new(Resource {
+            service: "checkout".into(),
+            attributes: vec![],
+        });
+        let span = |name: &str| Span {
+            name: name.into(),
+            resource: resource.clone(),
+            end_ns: 1_000_000,
+            ..Span::default()
+        };
+        let spans = [span("admitted"), span("late"), span("late"), span("late")];
+        graph.arrived(&spans.iter().collect::<Vec<_>>());
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("tracemap_graph_overflow_total{what=\"operations\"} 3\n"),
+            "{text}"
+        );
+        let calls = |name: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with("traces_span_metrics_calls_total{")
+                        && l.contains(&format!("span_name=\"{name}\""))
+                })
+                .map(|l| l.rsplit(' ').next().unwrap().to_string())
+        };
+        assert_eq!(calls("admitted").as_deref(), Some("1"), "{text}");
+        assert_eq!(calls(OVERFLOW).as_deref(), Some("3"), "{text}");
     }
 }

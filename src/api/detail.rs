@@ -21,7 +21,6 @@ use super::ApiState;
 use crate::analysis::detectors::TraceView;
 use crate::analysis::graph::edges::{classify, USER};
 use crate::analysis::graph::model::ServiceMap;
-use crate::model::semconv::Facts;
 use crate::model::{Aggregate, CallClass, Latency, NodeType, Span, SpanKind, Trace};
 use crate::storage::{graph, IndexTag};
 
@@ -262,8 +261,7 @@ impl Operations {
     fn add(&mut self, name: String, client: &Span, server: Option<&Span>) {
         let stats = self.by_name.entry(name).or_default();
         stats.requests += 1;
-        let server = server.map(Facts::of);
-        match classify(&Facts::of(client), server.as_ref()) {
+        match classify(client, server) {
             CallClass::Ok => {}
             CallClass::Error => stats.errors += 1,
             CallClass::Fault => stats.faults += 1,

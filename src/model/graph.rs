@@ -7,8 +7,7 @@
 //! are signed so that a re-completed trace can take back what its earlier
 //! version added.
 
-use std::borrow::Cow;
-use std::hash::BuildHasher;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use hdrhistogram::Histogram;
@@ -105,72 +104,6 @@ pub enum GraphSubject {
         target: String,
         edge_type: EdgeType,
     },
-}
-
-impl GraphSubject {
-    pub fn as_ref(&self) -> SubjectRef<'_> {
-        match self {
-            Self::Node {
-                id,
-                node_type,
-                system,
-            } => SubjectRef::Node {
-                id: Cow::Borrowed(id),
-                node_type: *node_type,
-                system: Cow::Borrowed(system),
-            },
-            Self::Edge {
-                source,
-                target,
-                edge_type,
-            } => SubjectRef::Edge {
-                source: Cow::Borrowed(source),
-                target: Cow::Borrowed(target),
-                edge_type: *edge_type,
-            },
-        }
-    }
-}
-
-/// A `GraphSubject` whose names are borrowed where they can be: what the
-/// graph's observations carry, so a row already counted costs no allocation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum SubjectRef<'a> {
-    Node {
-        id: Cow<'a, str>,
-        node_type: NodeType,
-        system: Cow<'a, str>,
-    },
-    Edge {
-        source: Cow<'a, str>,
-        target: Cow<'a, str>,
-        edge_type: EdgeType,
-    },
-}
-
-impl SubjectRef<'_> {
-    pub fn into_owned(self) -> GraphSubject {
-        match self {
-            Self::Node {
-                id,
-                node_type,
-                system,
-            } => GraphSubject::Node {
-                id: id.into_owned(),
-                node_type,
-                system: system.into_owned(),
-            },
-            Self::Edge {
-                source,
-                target,
-                edge_type,
-            } => GraphSubject::Edge {
-                source: source.into_owned(),
-                target: target.into_owned(),
-                edge_type,
-            },
-        }
-    }
 }
 
 /// Latency bins: the buckets of an HDR histogram with two significant digits
@@ -466,53 +399,29 @@ pub struct GraphRow {
 }
 
 /// Rows being added up for one write.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct GraphBatch {
-    /// Found by `(minute, subject)` borrowed: a row already there costs one
-    /// hash and no allocation.
-    rows: hashbrown::HashTable<GraphRow>,
-    hasher: foldhash::fast::RandomState,
-}
-
-impl std::fmt::Debug for GraphBatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.rows.iter()).finish()
-    }
+    rows: HashMap<(u32, GraphSubject), Aggregate, foldhash::fast::RandomState>,
 }
 
 impl GraphBatch {
-    /// The row of `subject` in `minute`, made when new: the subject is
-    /// copied only then.
-    fn row(&mut self, minute: u32, subject: SubjectRef<'_>) -> &mut Aggregate {
-        let hasher = &self.hasher;
-        let hash = hasher.hash_one((minute, &subject));
-        let entry = self.rows.entry(
-            hash,
-            |row| row.minute == minute && row.subject.as_ref() == subject,
-            |row| hasher.hash_one((row.minute, &row.subject.as_ref())),
-        );
-        let row = entry.or_insert_with(|| GraphRow {
-            minute,
-            subject: subject.into_owned(),
-            aggregate: Aggregate::default(),
-        });
-        &mut row.into_mut().aggregate
-    }
-
-    pub fn add(&mut self, minute: u32, subject: SubjectRef<'_>, aggregate: &Aggregate) {
-        self.row(minute, subject).merge(aggregate);
+    pub fn add(&mut self, minute: u32, subject: GraphSubject, aggregate: &Aggregate) {
+        self.rows
+            .entry((minute, subject))
+            .or_default()
+            .merge(aggregate);
     }
 
     pub fn observe(
         &mut self,
         minute: u32,
-        subject: SubjectRef<'_>,
+        subject: GraphSubject,
         class: CallClass,
         latency_us: u64,
         retry: bool,
         server_latency_us: Option<u64>,
     ) {
-        let aggregate = self.row(minute, subject);
+        let aggregate = self.rows.entry((minute, subject)).or_default();
         aggregate.observe(class, latency_us, retry);
         if let Some(us) = server_latency_us {
             aggregate.server_latency.record(us);
@@ -521,8 +430,8 @@ impl GraphBatch {
 
     /// Takes back what `other` added.
     pub fn subtract(&mut self, other: GraphBatch) {
-        for row in other.rows {
-            self.add(row.minute, row.subject.as_ref(), &row.aggregate.negated());
+        for ((minute, subject), aggregate) in other.rows {
+            self.add(minute, subject, &aggregate.negated());
         }
     }
 
@@ -531,7 +440,12 @@ impl GraphBatch {
         let mut rows: Vec<GraphRow> = self
             .rows
             .into_iter()
-            .filter(|row| !row.aggregate.is_zero())
+            .filter(|(_, aggregate)| !aggregate.is_zero())
+            .map(|((minute, subject), aggregate)| GraphRow {
+                minute,
+                subject,
+                aggregate,
+            })
             .collect();
         rows.sort_by(|a, b| (a.minute, &a.subject).cmp(&(b.minute, &b.subject)));
         rows

@@ -13,7 +13,7 @@ mod trace;
 pub use finding::{Finding, FindingKind, Severity};
 pub use graph::{
     Aggregate, CallClass, EdgeType, GraphBatch, GraphRow, GraphSubject, Latency, LatencySum,
-    NodeType, SubjectRef, LATENCY_SIGNIFICANT_DIGITS, MAX_LATENCY_US,
+    NodeType, LATENCY_SIGNIFICANT_DIGITS, MAX_LATENCY_US,
 };
 pub use ids::{IdError, SpanId, TraceId};
 pub use span::{

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::analysis::fingerprint;
-use crate::model::{semconv, semconv::Facts, Finding, Span, SpanId, SpanKind, Trace};
+use crate::model::{semconv, Finding, Span, SpanId, SpanKind, Trace};
 
 /// The detectors' maps: hashed with foldhash (seeded per map), as they are
 /// built for every completed trace.
@@ -119,9 +119,16 @@ pub struct TraceView<'a> {
     attempts: OnceCell<retry_storm::Attempts>,
 }
 
+fn string_attr<'s>(span: &'s Span, keys: &[&str]) -> Option<&'s str> {
+    keys.iter().find_map(|key| match span.attr(key)? {
+        crate::model::AttrValue::String(s) if !s.is_empty() => Some(s.as_str()),
+        _ => None,
+    })
+}
+
 /// The statement a database span ran, normalized.
-fn db_template(span: &Facts, system: &str) -> Option<String> {
-    let text = semconv::string_attr(span, &[semconv::DB_QUERY_TEXT, semconv::DB_STATEMENT_OLD])?;
+fn db_template(span: &Span, system: &str) -> Option<String> {
+    let text = string_attr(span, &[semconv::DB_QUERY_TEXT, semconv::DB_STATEMENT_OLD])?;
     Some(match system {
         "redis" | "memcached" | "mongodb" | "valkey" => fingerprint::command(text),
         _ => fingerprint::sql(text),
@@ -129,18 +136,28 @@ fn db_template(span: &Facts, system: &str) -> Option<String> {
 }
 
 /// The route an HTTP client span called, normalized with its method.
-fn http_template(span: &Facts) -> Option<String> {
-    let method = semconv::string_attr(
+fn http_template(span: &Span) -> Option<String> {
+    let method = string_attr(
         span,
         &[semconv::HTTP_REQUEST_METHOD, semconv::HTTP_METHOD_OLD],
     )
     .unwrap_or("GET");
-    let url = semconv::string_attr(span, &semconv::HTTP_URL_KEYS)?;
+    let url = string_attr(
+        span,
+        &[
+            "url.full",
+            "http.url",
+            "http.route",
+            "url.template",
+            "url.path",
+            "http.target",
+        ],
+    )?;
     Some(fingerprint::http(method, url))
 }
 
-fn failed(span: &Facts) -> bool {
-    span.span.status.code == crate::model::StatusCode::Error
+fn failed(span: &Span) -> bool {
+    span.status.code == crate::model::StatusCode::Error
         || semconv::http_status(span).is_some_and(|code| code >= 400)
         || semconv::grpc_status(span).is_some_and(|code| code != 0)
         || semconv::xray_error(span)
@@ -175,8 +192,7 @@ impl<'a> TraceView<'a> {
         order.sort_by_key(|&i| (spans[i].start_ns, i));
         for i in order {
             let span = &spans[i];
-            let facts = &Facts::of(span);
-            let db = semconv::db_system(facts);
+            let db = semconv::db_system(span);
             let outgoing = matches!(span.kind, SpanKind::Client | SpanKind::Producer);
             if !outgoing && db.is_none() {
                 continue;
@@ -188,32 +204,28 @@ impl<'a> TraceView<'a> {
             });
             let kind = if db.is_some() {
                 CallKind::Database
-            } else if semconv::messaging_system(facts).is_some() || span.kind == SpanKind::Producer
-            {
+            } else if semconv::messaging_system(span).is_some() || span.kind == SpanKind::Producer {
                 CallKind::Messaging
-            } else if semconv::rpc_system(facts).is_some() {
+            } else if semconv::rpc_system(span).is_some() {
                 CallKind::Rpc
-            } else if semconv::is_http(facts) {
+            } else if semconv::is_http(span) {
                 CallKind::Http
             } else {
                 CallKind::Other
             };
             let target = match callee {
                 Some(server) => server.service().to_string(),
-                None => semconv::peer_name(facts)
+                None => semconv::peer_name(span)
                     .map(|name| name.into_owned())
                     .unwrap_or_else(|| UNKNOWN_TARGET.to_string()),
             };
             let template = match kind {
-                CallKind::Database => db_template(facts, db.as_deref().unwrap_or_default()),
-                CallKind::Http => http_template(facts),
-                CallKind::Rpc => {
-                    semconv::string_attr(facts, &[semconv::RPC_SERVICE]).map(|service| {
-                        let method =
-                            semconv::string_attr(facts, &[semconv::RPC_METHOD]).unwrap_or_default();
-                        format!("{service}/{method}")
-                    })
-                }
+                CallKind::Database => db_template(span, db.as_deref().unwrap_or_default()),
+                CallKind::Http => http_template(span),
+                CallKind::Rpc => string_attr(span, &["rpc.service"]).map(|service| {
+                    let method = string_attr(span, &["rpc.method"]).unwrap_or_default();
+                    format!("{service}/{method}")
+                }),
                 CallKind::Messaging | CallKind::Other => None,
             };
             call_of[i] = Some(calls.len());
@@ -223,8 +235,8 @@ impl<'a> TraceView<'a> {
                 target,
                 operation: template.clone().unwrap_or_else(|| span.name.clone()),
                 template,
-                failed: failed(facts),
-                retry_marker: semconv::retry_marker(facts),
+                failed: failed(span),
+                retry_marker: semconv::retry_marker(span),
             });
         }
         TraceView {

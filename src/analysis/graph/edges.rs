@@ -19,20 +19,18 @@ use std::borrow::Cow;
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::model::{
-    semconv, semconv::Facts, CallClass, EdgeType, NodeType, Span, SpanId, SpanKind, StatusCode,
-    SubjectRef, Trace,
+    semconv, CallClass, EdgeType, GraphSubject, NodeType, Span, SpanId, SpanKind, StatusCode, Trace,
 };
 
 /// The caller of root spans.
 pub const USER: &str = "user";
 
-/// One call on an edge, or one request handled by a node; its names are
-/// borrowed from the trace where they can be.
+/// One call on an edge, or one request handled by a node.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Observation<'a> {
+pub struct Observation {
     /// Start of the span observed (ns): the time bucket it counts in.
     pub start_ns: u64,
-    pub subject: SubjectRef<'a>,
+    pub subject: GraphSubject,
     pub class: CallClass,
     pub latency_us: u64,
     pub retry: bool,
@@ -55,7 +53,7 @@ fn micros(span: &Span) -> u64 {
 /// How a call ended, from the client span and the server span when both exist:
 /// an HTTP status decides first (429 throttle, 4xx error, 5xx fault), then
 /// X-Ray's flags, then gRPC's `RESOURCE_EXHAUSTED`, then an error status.
-pub fn classify(client: &Facts, server: Option<&Facts>) -> CallClass {
+pub fn classify(client: &Span, server: Option<&Span>) -> CallClass {
     let sides = || std::iter::once(client).chain(server);
     if let Some(code) = sides().find_map(semconv::http_status) {
         match code {
@@ -77,39 +75,39 @@ pub fn classify(client: &Facts, server: Option<&Facts>) -> CallClass {
     if sides().any(|s| semconv::grpc_status(s) == Some(8)) {
         return CallClass::Throttle;
     }
-    if sides().any(|s| s.span.status.code == StatusCode::Error) {
+    if sides().any(|s| s.status.code == StatusCode::Error) {
         return CallClass::Fault;
     }
     CallClass::Ok
 }
 
 /// The virtual node a client span with no server side calls, if it names one.
-fn virtual_node<'a>(span: &Facts<'a>) -> Option<SubjectRef<'a>> {
-    let id = semconv::peer_name(span)?;
+fn virtual_node(span: &Span) -> Option<GraphSubject> {
+    let id = semconv::peer_name(span)?.into_owned();
     let (node_type, system) = if let Some(system) = semconv::db_system(span) {
-        (NodeType::Database, system)
+        (NodeType::Database, system.into_owned())
     } else if let Some(system) = semconv::messaging_system(span) {
-        (NodeType::Messaging, system)
-    } else if span.span.kind == SpanKind::Producer {
-        (NodeType::Messaging, Cow::Borrowed(""))
+        (NodeType::Messaging, system.into_owned())
+    } else if span.kind == SpanKind::Producer {
+        (NodeType::Messaging, String::new())
     } else {
-        (NodeType::External, Cow::Borrowed(""))
+        (NodeType::External, String::new())
     };
-    Some(SubjectRef::Node {
+    Some(GraphSubject::Node {
         id,
         node_type,
         system,
     })
 }
 
-fn edge_type(caller: &Facts, callee: Option<&Facts>, target: Option<NodeType>) -> EdgeType {
+fn edge_type(caller: &Span, callee: Option<&Span>, target: Option<NodeType>) -> EdgeType {
     let sides = || std::iter::once(caller).chain(callee);
     match target {
         Some(NodeType::Database) => return EdgeType::Database,
         Some(NodeType::Messaging) => return EdgeType::Messaging,
         _ => {}
     }
-    if sides().any(|s| matches!(s.span.kind, SpanKind::Producer | SpanKind::Consumer))
+    if sides().any(|s| matches!(s.kind, SpanKind::Producer | SpanKind::Consumer))
         || sides().any(|s| semconv::messaging_system(s).is_some())
     {
         EdgeType::Messaging
@@ -124,16 +122,16 @@ fn edge_type(caller: &Facts, callee: Option<&Facts>, target: Option<NodeType>) -
     }
 }
 
-fn service_node(id: &str) -> SubjectRef<'_> {
-    SubjectRef::Node {
-        id: Cow::Borrowed(id),
+fn service_node(id: &str) -> GraphSubject {
+    GraphSubject::Node {
+        id: id.to_string(),
         node_type: NodeType::Service,
-        system: Cow::Borrowed(""),
+        system: String::new(),
     }
 }
 
 /// Every call and request the trace shows.
-pub fn observations(trace: &Trace) -> Vec<Observation<'_>> {
+pub fn observations(trace: &Trace) -> Vec<Observation> {
     let spans = &trace.spans;
     let index: HashMap<SpanId, usize> = spans
         .iter()
@@ -154,40 +152,37 @@ pub fn observations(trace: &Trace) -> Vec<Observation<'_>> {
             caused[i] = true;
         }
     }
-    // Every attribute question below is asked of these, not the spans.
-    let facts: Vec<Facts> = spans.iter().map(Facts::of).collect();
-    let retries = retried_calls(&facts, &parent_of, &server_of);
+    let retries = retried_calls(spans, &parent_of, &server_of);
     let mut out = Vec::new();
     for (i, span) in spans.iter().enumerate() {
         let service = span.service();
-        let fact = &facts[i];
         if is_caller(span.kind) {
             let retry = retries[i];
             if let Some(&s) = server_of.get(&i) {
                 let server = &spans[s];
                 out.push(Observation {
                     start_ns: span.start_ns,
-                    subject: SubjectRef::Edge {
-                        source: Cow::Borrowed(service),
-                        target: Cow::Borrowed(server.service()),
-                        edge_type: edge_type(fact, Some(&facts[s]), None),
+                    subject: GraphSubject::Edge {
+                        source: service.to_string(),
+                        target: server.service().to_string(),
+                        edge_type: edge_type(span, Some(server), None),
                     },
-                    class: classify(fact, Some(&facts[s])),
+                    class: classify(span, Some(server)),
                     latency_us: micros(span),
                     retry,
                     server_latency_us: Some(micros(server)),
                 });
-            } else if let Some(node) = virtual_node(fact) {
-                let SubjectRef::Node { id, node_type, .. } = &node else {
+            } else if let Some(node) = virtual_node(span) {
+                let GraphSubject::Node { id, node_type, .. } = &node else {
                     unreachable!("virtual_node returns a node")
                 };
-                let class = classify(fact, None);
+                let class = classify(span, None);
                 out.push(Observation {
                     start_ns: span.start_ns,
-                    subject: SubjectRef::Edge {
-                        source: Cow::Borrowed(service),
+                    subject: GraphSubject::Edge {
+                        source: service.to_string(),
                         target: id.clone(),
-                        edge_type: edge_type(fact, None, Some(*node_type)),
+                        edge_type: edge_type(span, None, Some(*node_type)),
                     },
                     class,
                     latency_us: micros(span),
@@ -213,7 +208,7 @@ pub fn observations(trace: &Trace) -> Vec<Observation<'_>> {
         if !entry {
             continue;
         }
-        let class = classify(fact, None);
+        let class = classify(span, None);
         out.push(Observation {
             start_ns: span.start_ns,
             subject: service_node(service),
@@ -231,18 +226,18 @@ pub fn observations(trace: &Trace) -> Vec<Observation<'_>> {
             // The caller is not in the trace (yet): no edge to draw.
             _ => continue,
         };
-        let subject = SubjectRef::Edge {
-            source: Cow::Borrowed(caller),
-            target: Cow::Borrowed(service),
-            edge_type: edge_type(fact, None, None),
+        let subject = GraphSubject::Edge {
+            source: caller.to_string(),
+            target: service.to_string(),
+            edge_type: edge_type(span, None, None),
         };
         if caller == USER {
             out.push(Observation {
                 start_ns: span.start_ns,
-                subject: SubjectRef::Node {
-                    id: Cow::Borrowed(USER),
+                subject: GraphSubject::Node {
+                    id: USER.to_string(),
                     node_type: NodeType::Client,
-                    system: Cow::Borrowed(""),
+                    system: String::new(),
                 },
                 class,
                 latency_us: micros(span),
@@ -265,31 +260,31 @@ pub fn observations(trace: &Trace) -> Vec<Observation<'_>> {
 /// Which client spans are retry attempts: marked as such, or following a
 /// failed or throttled sibling call to the same callee and operation.
 fn retried_calls(
-    spans: &[Facts],
+    spans: &[Span],
     parent_of: &impl Fn(&Span) -> Option<usize>,
     server_of: &HashMap<usize, usize>,
 ) -> Vec<bool> {
     let mut retry: Vec<bool> = spans
         .iter()
-        .map(|s| is_caller(s.span.kind) && semconv::retry_marker(s))
+        .map(|s| is_caller(s.kind) && semconv::retry_marker(s))
         .collect();
     // Client calls grouped by (parent, callee, operation), in start order
     // (spans are sorted by start).
     type Group<'a> = (Option<usize>, Cow<'a, str>, &'a str);
     let mut groups: HashMap<Group, Vec<usize>> = HashMap::default();
     for (i, span) in spans.iter().enumerate() {
-        if !is_caller(span.span.kind) {
+        if !is_caller(span.kind) {
             continue;
         }
         let callee = match server_of.get(&i) {
-            Some(&s) => Cow::Borrowed(spans[s].span.service()),
+            Some(&s) => Cow::Borrowed(spans[s].service()),
             None => match semconv::peer_name(span) {
                 Some(name) => name,
                 None => continue,
             },
         };
         groups
-            .entry((parent_of(span.span), callee, span.span.name.as_str()))
+            .entry((parent_of(span), callee, span.name.as_str()))
             .or_default()
             .push(i);
     }
@@ -301,7 +296,7 @@ fn retried_calls(
                 classify(before, server),
                 CallClass::Fault | CallClass::Throttle
             );
-            if failed && before.span.end_ns <= after.span.start_ns {
+            if failed && before.end_ns <= after.start_ns {
                 retry[pair[1]] = true;
             }
         }
@@ -368,13 +363,13 @@ mod tests {
         let mut out: Vec<_> = observations
             .iter()
             .filter_map(|o| match &o.subject {
-                SubjectRef::Edge {
+                GraphSubject::Edge {
                     source,
                     target,
                     edge_type,
                 } => Some((
-                    source.to_string(),
-                    target.to_string(),
+                    source.clone(),
+                    target.clone(),
                     *edge_type,
                     o.class,
                     o.latency_us,
@@ -390,11 +385,11 @@ mod tests {
         let mut out: Vec<_> = observations
             .iter()
             .filter_map(|o| match &o.subject {
-                SubjectRef::Node {
+                GraphSubject::Node {
                     id,
                     node_type,
                     system,
-                } => Some((id.to_string(), *node_type, system.to_string())),
+                } => Some((id.clone(), *node_type, system.clone())),
                 _ => None,
             })
             .collect();
@@ -593,7 +588,7 @@ mod tests {
         let trace = b.trace();
         let retried: Vec<bool> = observations(&trace)
             .iter()
-            .filter(|o| matches!(&o.subject, SubjectRef::Edge { target, .. } if target == "api.stripe.com"))
+            .filter(|o| matches!(&o.subject, GraphSubject::Edge { target, .. } if target == "api.stripe.com"))
             .map(|o| o.retry)
             .collect();
         assert_eq!(retried, [false, true, true, false, true]);
@@ -616,18 +611,15 @@ mod tests {
             ],
         );
         let trace = b.trace();
-        assert_eq!(
-            classify(&Facts::of(&trace.spans[0]), None),
-            CallClass::Throttle
-        );
+        assert_eq!(classify(&trace.spans[0], None), CallClass::Throttle);
         let mut span = trace.spans[0].clone();
         span.attributes.clear();
         span.status = Status {
             code: StatusCode::Error,
             message: "timeout".into(),
         };
-        assert_eq!(classify(&Facts::of(&span), None), CallClass::Fault);
+        assert_eq!(classify(&span, None), CallClass::Fault);
         span.attributes = vec![KeyValue::new("http.status_code", s("404"))];
-        assert_eq!(classify(&Facts::of(&span), None), CallClass::Error);
+        assert_eq!(classify(&span, None), CallClass::Error);
     }
 }

@@ -8,13 +8,12 @@ pub mod guard;
 pub mod metrics;
 pub mod model;
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::assembly::Analysis;
 use crate::model::{
-    GraphBatch, GraphRow, GraphSubject, NodeType, Span, SpanKind, StatusCode, SubjectRef, Trace,
+    GraphBatch, GraphRow, GraphSubject, NodeType, Span, SpanKind, StatusCode, Trace,
 };
 
 pub use guard::{GraphLimits, OVERFLOW};
@@ -48,36 +47,28 @@ impl GraphAnalysis {
         // ones are replaced.
         for o in observations {
             let subject = match o.subject {
-                SubjectRef::Node {
+                GraphSubject::Node {
                     id,
                     node_type,
                     system,
                 } => {
                     let guarded = guard.node(&id) == OVERFLOW;
-                    SubjectRef::Node {
-                        id: if guarded { Cow::Borrowed(OVERFLOW) } else { id },
+                    GraphSubject::Node {
+                        id: if guarded { OVERFLOW.to_string() } else { id },
                         node_type,
                         system,
                     }
                 }
-                SubjectRef::Edge {
+                GraphSubject::Edge {
                     source,
                     target,
                     edge_type,
                 } => {
                     let (s, t) = guard.edge(&source, &target);
                     let (s_over, t_over) = (s == OVERFLOW, t == OVERFLOW);
-                    SubjectRef::Edge {
-                        source: if s_over {
-                            Cow::Borrowed(OVERFLOW)
-                        } else {
-                            source
-                        },
-                        target: if t_over {
-                            Cow::Borrowed(OVERFLOW)
-                        } else {
-                            target
-                        },
+                    GraphSubject::Edge {
+                        source: if s_over { OVERFLOW.to_string() } else { source },
+                        target: if t_over { OVERFLOW.to_string() } else { target },
                         edge_type,
                     }
                 }
@@ -116,14 +107,24 @@ impl Analysis for GraphAnalysis {
         // Added up per label set first, under the spans' own names, so the
         // guard is asked once per distinct set and each metric looked up
         // once per guarded set.
+        // The sets are asked in the order their first span arrived, so names
+        // are admitted under a cap in arrival order, as when each span asked.
         type Key<'a> = (&'a str, &'a str, SpanKind, StatusCode);
         type ByKey<'a> = HashMap<Key<'a>, Vec<f64>, foldhash::fast::RandomState>;
-        let mut received = ByKey::default();
+        let mut position: HashMap<Key, usize, foldhash::fast::RandomState> = HashMap::default();
+        let mut received: Vec<(Key, Vec<f64>)> = Vec::new();
         for span in spans {
-            received
-                .entry((span.service(), &span.name, span.kind, span.status.code))
-                .or_default()
-                .push(span.duration_ns() as f64 / 1e6);
+            let key = (
+                span.service(),
+                span.name.as_str(),
+                span.kind,
+                span.status.code,
+            );
+            let at = *position.entry(key).or_insert_with(|| {
+                received.push((key, Vec::new()));
+                received.len() - 1
+            });
+            received[at].1.push(span.duration_ns() as f64 / 1e6);
         }
         let mut durations = ByKey::default();
         {

@@ -49,7 +49,7 @@ impl Pending {
     fn add<'a>(&mut self, rows: impl Iterator<Item = &'a GraphRow>) {
         for row in rows {
             self.sum
-                .add(row.minute, row.subject.as_ref(), &row.aggregate);
+                .add(row.minute, row.subject.clone(), &row.aggregate);
             self.rows += 1;
         }
     }

@@ -104,11 +104,10 @@ impl GraphAnalysis {
 
 impl Analysis for GraphAnalysis {
     fn arrived(&self, spans: &[&Span]) {
-        // Added up per label set first, under the spans' own names, so the
-        // guard is asked once per distinct set and each metric looked up
-        // once per guarded set.
-        // The sets are asked in the order their first span arrived, so names
-        // are admitted under a cap in arrival order, as when each span asked.
+        // Grouped by label set under the spans' own names first, so the
+        // guard is asked once per set, in the order each set's first span
+        // arrived (names are admitted under a cap as if each span asked),
+        // and each metric is looked up once per guarded set.
         type Key<'a> = (&'a str, &'a str, SpanKind, StatusCode);
         type ByKey<'a> = HashMap<Key<'a>, Vec<f64>, foldhash::fast::RandomState>;
         let mut position: HashMap<Key, usize, foldhash::fast::RandomState> = HashMap::default();
